@@ -1,0 +1,63 @@
+//! `cargo xtask`: regenerates every figure and metric of the toydiff notebook.
+//!
+//! Plain Rust in matklad's xtask style: `flags.rs` holds every flag, each
+//! sub-command lives in its own file with a `run` function, and `main` turns any
+//! error into one line on stderr and exit code 2.
+
+mod flags;
+mod gmm;
+mod output;
+
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    // candle's CPU matmul is fastest on one thread at these sizes (see
+    // shared/notes/candle-cpu.md); a user can still override it.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    let cli = match flags::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match try_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn try_main(cli: flags::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        flags::Command::Gmm(args) => gmm::run(&args),
+        flags::Command::All(args) => all(&args),
+    }
+}
+
+/// Every stage that exists, in the notebook's order.
+fn all(args: &flags::AllArgs) -> anyhow::Result<()> {
+    let gmm_args = flags::GmmArgs {
+        out: args.out.clone(),
+        seed: args.seed,
+        data: None,
+        column: None,
+        k: flags::KChoice::Fixed(2),
+    };
+    gmm::run(&gmm_args)
+}
+
+/// An error and its causes on one line: "context: cause: cause".
+fn one_line(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    text.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,92 @@
+//! Writing results: every file goes through `viz::write_atomic` (temporary file
+//! in the same folder, then rename), so an interrupted run never leaves a
+//! truncated file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+/// The output folder of a run, created if missing.
+pub struct OutDir {
+    root: PathBuf,
+}
+
+impl OutDir {
+    /// Checks that `root` is, or can become, a folder. Nothing is written yet.
+    pub fn new(root: &Path) -> anyhow::Result<Self> {
+        if root.exists() && !root.is_dir() {
+            bail!(
+                "output path '{}' is a file: --out must be a folder (it is created if missing)",
+                root.display()
+            );
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Writes `bytes` to `name` inside the folder, atomically.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+        let path = self.path(name);
+        viz::write_atomic(&path, bytes)?;
+        Ok(path)
+    }
+
+    /// Pretty JSON with a final newline.
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> anyhow::Result<PathBuf> {
+        let mut text = serde_json::to_string_pretty(value)?;
+        text.push('\n');
+        self.write(name, text.as_bytes())
+    }
+
+    /// Merges `fields` into the JSON object in `name` (creating it), keys sorted,
+    /// so that stages can add their results to one `metrics.json`.
+    pub fn merge_json(
+        &self,
+        name: &str,
+        fields: BTreeMap<String, serde_json::Value>,
+    ) -> anyhow::Result<PathBuf> {
+        let path = self.path(name);
+        let mut object = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Object(map)) => map,
+                // A file we cannot read as an object is replaced, not merged.
+                _ => serde_json::Map::new(),
+            },
+            Err(_) => serde_json::Map::new(),
+        };
+        for (k, v) in fields {
+            object.insert(k, v);
+        }
+        self.write_json(name, &serde_json::Value::Object(object))
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Wall seconds of each stage, written to `timings.json` (never to `metrics.json`,
+/// which must be reproducible byte for byte).
+#[derive(Default)]
+pub struct Timings {
+    stages: BTreeMap<String, serde_json::Value>,
+}
+
+impl Timings {
+    pub fn record(&mut self, stage: &str, seconds: f64) {
+        self.record_value(stage, serde_json::json!(seconds));
+    }
+
+    pub fn record_value(&mut self, key: &str, value: serde_json::Value) {
+        self.stages.insert(key.to_string(), value);
+    }
+
+    pub fn write(self, out: &OutDir) -> anyhow::Result<()> {
+        out.merge_json("timings.json", self.stages)?;
+        Ok(())
+    }
+}
