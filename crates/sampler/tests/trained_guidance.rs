@@ -1,0 +1,64 @@
+//! The notebook's pipeline with trained networks (its settings, a fixed seed): guided
+//! samples land in their class, unguided ones split evenly between the modes.
+
+use models::{
+    train_classifier, train_denoiser, ClassifierConfig, ClassifierTraining, DenoiserConfig,
+    DenoiserTraining,
+};
+use sampler::metrics::{guided_precision, mode_stats, widen};
+use sampler::{sample, Guidance, SamplerConfig};
+use schedule::NoiseSchedule;
+
+#[test]
+fn trained_nets_guide_precisely_and_sample_both_modes() {
+    let schedule = NoiseSchedule::notebook();
+    let truth = toy_data::two_clusters_mixture();
+    let data = toy_data::two_clusters(500, 1234);
+    let x0: Vec<f32> = data.points.iter().map(|&v| v as f32).collect();
+    let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
+
+    let (denoiser, _) = train_denoiser(
+        &x0,
+        2,
+        &schedule,
+        &DenoiserConfig::default(),
+        &DenoiserTraining::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let (classifier, _) = train_classifier(
+        &x0,
+        2,
+        &labels,
+        &schedule,
+        &ClassifierConfig::default(),
+        &ClassifierTraining::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let classifier = classifier.detached();
+
+    for class in [0u32, 1] {
+        let config = SamplerConfig {
+            seed: 100 + class as u64,
+            ..SamplerConfig::default()
+        };
+        let g = Guidance::one_class(&classifier, class, 30.0, config.num_samples);
+        let run = sample(&denoiser, &schedule, Some(&g), &config).unwrap();
+        let precision = guided_precision(&widen(run.final_points()), &truth, class as usize);
+        // The bar; the notebook and both peers reach 500/500.
+        assert!(
+            precision >= 0.99,
+            "class {class}: guided precision {precision}"
+        );
+    }
+
+    let run = sample(&denoiser, &schedule, None, &SamplerConfig::default()).unwrap();
+    let stats = mode_stats(&widen(run.final_points()), &truth);
+    // 0.5 ± 0.07: about 3 binomial standard errors (√(0.25/500) = 0.022) plus room for
+    // a learned model's small imbalance.
+    assert!(
+        (stats[0].fraction - 0.5).abs() <= 0.07,
+        "mode balance {stats:?}"
+    );
+}
