@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
 /// The notebook's seed (`Random.seed!(1234)`), the default of every stage.
@@ -19,8 +20,97 @@ pub struct Cli {
 pub enum Command {
     /// Gaussian mixtures: samples, a latent draw, Normal vs GMM fits and their comparison.
     Gmm(GmmArgs),
+    /// Noise schedules and the forward-diffusion animation.
+    Forward(ForwardArgs),
+    /// Train the denoiser and the noisy classifier; save checkpoints; evaluate them.
+    Train(TrainArgs),
+    /// Sample with the trained networks, unguided and guided; GIF, CSVs and metrics.
+    Sample(SampleArgs),
     /// Run every stage in order and regenerate every figure.
     All(AllArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ForwardArgs {
+    /// Output folder (created if missing) [default: assets/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed of every random draw
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Keep a snapshot every this many steps
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
+    pub every: usize,
+    /// Number of diffusion steps T
+    #[arg(long = "T", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
+    pub steps: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Output folder (created if missing) [default: assets/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed of the data, the initial weights, the batches and the noise
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Denoiser training steps (one batch each)
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|v| v as usize))]
+    pub steps: usize,
+    /// Classifier epochs (shuffled passes over the data)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub epochs: usize,
+    /// Batch size of both
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub batch: usize,
+    /// Adam learning rate of both
+    #[arg(long, default_value_t = 1e-3, value_parser = parse_lr)]
+    pub lr: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SampleArgs {
+    /// Output folder (created if missing) [default: assets/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Folder holding denoiser.safetensors and classifier.safetensors [default: OUT/checkpoints]
+    #[arg(long, value_name = "DIR")]
+    pub checkpoints: Option<PathBuf>,
+    /// Samples per run
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub n: usize,
+    /// Guidance scale s (the guided mean gets s·σ_t²·∇ log p(y | x_t, t))
+    #[arg(long, default_value_t = 30.0, value_parser = parse_scale)]
+    pub scale: f64,
+    /// Keep a snapshot (a GIF frame) every this many steps
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
+    pub snapshot_every: usize,
+    /// Variance of each reverse step: beta (the notebook's) or posterior (β̃_t)
+    #[arg(long, value_enum, default_value_t = VarianceArg::Beta)]
+    pub variance: VarianceArg,
+    /// Seed of x_T and the noise of every step
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VarianceArg {
+    Beta,
+    Posterior,
+}
+
+fn parse_lr(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 10.0 => Ok(v),
+        _ => Err(format!("'{s}' is not allowed: use a number in (0, 10]")),
+    }
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not allowed: use a number from 0 to 1e6")),
+    }
 }
 
 /// The folder every figure of the README comes from.
@@ -76,7 +166,9 @@ fn parse_k(s: &str) -> Result<KChoice, String> {
     }
     match s.parse::<usize>() {
         Ok(k) if (1..=MAX_K).contains(&k) => Ok(KChoice::Fixed(k)),
-        _ => Err(format!("'{s}' is not allowed: use a whole number from 1 to {MAX_K}, or auto")),
+        _ => Err(format!(
+            "'{s}' is not allowed: use a whole number from 1 to {MAX_K}, or auto"
+        )),
     }
 }
 

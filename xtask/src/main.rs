@@ -4,9 +4,14 @@
 //! sub-command lives in its own file with a `run` function, and `main` turns any
 //! error into one line on stderr and exit code 2.
 
+mod all;
 mod flags;
+mod forward;
 mod gmm;
 mod output;
+mod progress;
+mod sample;
+mod train;
 
 use std::process::ExitCode;
 
@@ -23,9 +28,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line: clap's first line, without its usage block.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see --help)");
+            return ExitCode::from(2);
         }
     };
     match try_main(cli) {
@@ -40,20 +51,11 @@ fn main() -> ExitCode {
 fn try_main(cli: flags::Cli) -> anyhow::Result<()> {
     match cli.command {
         flags::Command::Gmm(args) => gmm::run(&args),
-        flags::Command::All(args) => all(&args),
+        flags::Command::Forward(args) => forward::run(&args),
+        flags::Command::Train(args) => train::run(&args),
+        flags::Command::Sample(args) => sample::run(&args),
+        flags::Command::All(args) => all::run(&args),
     }
-}
-
-/// Every stage that exists, in the notebook's order.
-fn all(args: &flags::AllArgs) -> anyhow::Result<()> {
-    let gmm_args = flags::GmmArgs {
-        out: args.out.clone(),
-        seed: args.seed,
-        data: None,
-        column: None,
-        k: flags::KChoice::Fixed(2),
-    };
-    gmm::run(&gmm_args)
 }
 
 /// An error and its causes on one line: "context: cause: cause".
