@@ -1,0 +1,256 @@
+//! What a figure is made of: plain data, no drawing.
+//!
+//! Every struct has public fields and a [`Default`], so a caller can write
+//! `Curve { label: "pdf".into(), points, color: Color::RED, ..Default::default() }`.
+
+use crate::Color;
+
+/// A polyline, drawn in data coordinates. Points with a non-finite coordinate
+/// (or y ≤ 0 on a log axis) break the line; the line is clipped to the axes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Curve {
+    /// Legend entry; empty for none.
+    pub label: String,
+    /// The vertices, in order.
+    pub points: Vec<(f64, f64)>,
+    /// Line colour.
+    pub color: Color,
+    /// Line width in pixels (at least 1 is drawn).
+    pub width: u32,
+    /// Dashed instead of solid.
+    pub dashed: bool,
+}
+
+impl Default for Curve {
+    fn default() -> Self {
+        Self {
+            label: String::new(),
+            points: Vec::new(),
+            color: Color::BLACK,
+            width: 2,
+            dashed: false,
+        }
+    }
+}
+
+impl Curve {
+    /// A solid, 2-pixel curve.
+    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>, color: Color) -> Self {
+        Self {
+            label: label.into(),
+            points,
+            color,
+            ..Self::default()
+        }
+    }
+
+    /// Samples `f` at `n` evenly spaced points of `[lo, hi]` (both ends included):
+    /// the `plot!(x -> pdf(gmm, x), lo, hi)` of the notebook.
+    pub fn from_fn(
+        label: impl Into<String>,
+        lo: f64,
+        hi: f64,
+        n: usize,
+        color: Color,
+        f: impl Fn(f64) -> f64,
+    ) -> Self {
+        let points = match n {
+            0 => Vec::new(),
+            1 => vec![(lo, f(lo))],
+            _ => (0..n)
+                .map(|i| {
+                    let x = lo + (hi - lo) * i as f64 / (n - 1) as f64;
+                    (x, f(x))
+                })
+                .collect(),
+        };
+        Self::new(label, points, color)
+    }
+
+    /// Sets the line width in pixels.
+    pub fn width(mut self, width: u32) -> Self {
+        self.width = width;
+        self
+    }
+
+    /// Makes the line dashed.
+    pub fn dashed(mut self) -> Self {
+        self.dashed = true;
+        self
+    }
+}
+
+/// A set of round markers of one colour.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointSeries {
+    /// Legend entry; empty for none.
+    pub label: String,
+    /// Marker centres in data coordinates; points outside the axes are not drawn.
+    pub points: Vec<(f64, f64)>,
+    /// Marker colour.
+    pub color: Color,
+    /// Marker radius in pixels (0 draws single pixels).
+    pub radius: u32,
+    /// Opacity in `[0, 1]` (Plots' `alpha`); overlapping markers darken.
+    pub alpha: f64,
+}
+
+impl Default for PointSeries {
+    fn default() -> Self {
+        Self {
+            label: String::new(),
+            points: Vec::new(),
+            color: Color::BLUE,
+            radius: 2,
+            alpha: 1.0,
+        }
+    }
+}
+
+impl PointSeries {
+    /// Opaque markers of radius 2.
+    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>, color: Color) -> Self {
+        Self {
+            label: label.into(),
+            points,
+            color,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the marker radius in pixels.
+    pub fn radius(mut self, radius: u32) -> Self {
+        self.radius = radius;
+        self
+    }
+
+    /// Sets the opacity.
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
+}
+
+/// A histogram of `values`, optionally normalised to a density, with curves
+/// (e.g. model densities) drawn over it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    /// Panel title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// The sample. Non-finite values are ignored; at least one finite value is needed.
+    pub values: Vec<f64>,
+    /// Number of equal-width bins (≥ 1).
+    pub bins: usize,
+    /// Scale bar heights so that their total area is 1 (Plots' `normalize=:pdf`);
+    /// otherwise bars show counts.
+    pub density: bool,
+    /// Legend entry of the bars; empty for none.
+    pub label: String,
+    /// Bar colour.
+    pub color: Color,
+    /// Range binned and shown; values outside it are not counted. `None`: the
+    /// data's range (widened to include the curves for display), padded by 5%.
+    pub x_range: Option<(f64, f64)>,
+    /// Curves drawn over the bars.
+    pub curves: Vec<Curve>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            values: Vec::new(),
+            bins: 50,
+            density: true,
+            label: String::new(),
+            color: Color::CORNFLOWER,
+            x_range: None,
+            curves: Vec::new(),
+        }
+    }
+}
+
+/// A scatter plot on fixed axes (fixed so that animation frames line up).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scatter {
+    /// Panel title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Shown x range, `lo < hi`.
+    pub x_range: (f64, f64),
+    /// Shown y range, `lo < hi`.
+    pub y_range: (f64, f64),
+    /// Drawn in order: later series on top.
+    pub series: Vec<PointSeries>,
+}
+
+impl Default for Scatter {
+    fn default() -> Self {
+        Self {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            x_range: (-1.0, 1.0),
+            y_range: (-1.0, 1.0),
+            series: Vec::new(),
+        }
+    }
+}
+
+/// Curves on linear or logarithmic y axes (loss curves, schedules, SNR…).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LineChart {
+    /// Panel title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Drawn in order: later curves on top.
+    pub curves: Vec<Curve>,
+    /// Shown x range; `None`: the curves' range padded by 5%.
+    pub x_range: Option<(f64, f64)>,
+    /// Shown y range; `None`: the curves' range padded by 5% (multiplicatively
+    /// on a log axis, where only y > 0 counts).
+    pub y_range: Option<(f64, f64)>,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+}
+
+/// One cell of a figure.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Panel {
+    /// A histogram with density curves.
+    Histogram(Histogram),
+    /// A scatter plot.
+    Scatter(Scatter),
+    /// A line chart.
+    Line(LineChart),
+}
+
+impl From<Histogram> for Panel {
+    fn from(h: Histogram) -> Self {
+        Panel::Histogram(h)
+    }
+}
+
+impl From<Scatter> for Panel {
+    fn from(s: Scatter) -> Self {
+        Panel::Scatter(s)
+    }
+}
+
+impl From<LineChart> for Panel {
+    fn from(l: LineChart) -> Self {
+        Panel::Line(l)
+    }
+}
