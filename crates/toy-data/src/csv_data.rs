@@ -5,12 +5,13 @@
 //! naming the file, the 1-based line, the column and the bad text. Arbitrary bytes
 //! never panic: text that is not UTF-8 is an error naming its line.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use csv::{ByteRecord, ReaderBuilder};
 use ndarray::Array2;
 
-use crate::DataError;
+use crate::{DataError, MAX_CLASSES, MIN_CLASSES};
 
 /// The values of one numeric column, in file order.
 pub fn load_column(path: &Path, column: &str) -> Result<Vec<f64>, DataError> {
@@ -21,6 +22,216 @@ pub fn load_column(path: &Path, column: &str) -> Result<Vec<f64>, DataError> {
 ///
 /// If the header repeats a name, the first column of that name is used.
 pub fn load_columns(path: &Path, columns: &[&str]) -> Result<Array2<f64>, DataError> {
+    require_columns(columns)?;
+    let (mut reader, header) = open_table(path)?;
+    let indices = columns
+        .iter()
+        .map(|&c| column_index(path, &header, c))
+        .collect::<Result<Vec<usize>, DataError>>()?;
+
+    let mut record = ByteRecord::new();
+    let mut values = Vec::new();
+    let mut n_rows = 0;
+    while read_row(path, &mut reader, &mut record, header.len())? {
+        let line = line_of(&record);
+        for &idx in &indices {
+            values.push(parse_cell(path, line, &header[idx], &record[idx])?);
+        }
+        n_rows += 1;
+    }
+    if n_rows == 0 {
+        return Err(DataError::NoDataRows {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Array2::from_shape_vec((n_rows, columns.len()), values)
+        .expect("n_rows × columns values were pushed"))
+}
+
+/// Numeric columns and an optional class label column read by [`load_labelled`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvData {
+    /// n × column_names.len() values, kept rows in file order.
+    pub points: Array2<f64>,
+    /// The class of each kept row (an index into `class_names`); `None` without a
+    /// label column.
+    pub labels: Option<Vec<usize>>,
+    /// The distinct labels as written (trimmed), sorted; empty without a label column.
+    pub class_names: Vec<String>,
+    /// The numeric columns' names, as requested.
+    pub column_names: Vec<String>,
+    /// Rows skipped for a missing or invalid cell (0 unless `drop_missing`).
+    pub dropped_rows: usize,
+}
+
+impl CsvData {
+    /// Number of kept rows.
+    pub fn len(&self) -> usize {
+        self.points.nrows()
+    }
+
+    /// Whether no rows were kept (never true for a successful [`load_labelled`]).
+    pub fn is_empty(&self) -> bool {
+        self.points.nrows() == 0
+    }
+
+    /// Number of classes (0 without a label column).
+    pub fn n_classes(&self) -> usize {
+        self.class_names.len()
+    }
+}
+
+/// Cell texts that mean "missing" (compared ignoring ASCII case, after trimming).
+pub const MISSING_TOKENS: [&str; 5] = ["", "NA", "N/A", "NaN", "null"];
+
+/// Whether a trimmed cell is one of [`MISSING_TOKENS`].
+fn is_missing(text: &str) -> bool {
+    MISSING_TOKENS.iter().any(|t| t.eq_ignore_ascii_case(text))
+}
+
+/// Numeric `columns` and, if `label` is given, a class label column.
+///
+/// Labels are any text (e.g. species names) or integers. The classes are the distinct
+/// labels, sorted numerically if all parse as integers (`i64`), else lexicographically
+/// (by bytes); `labels[i]` is the row's index in `class_names`, which keeps each label's
+/// text. Between [`MIN_CLASSES`](crate::MIN_CLASSES) and
+/// [`MAX_CLASSES`](crate::MAX_CLASSES) (2..=16) classes are required, else
+/// [`DataError::ClassCount`].
+///
+/// With `drop_missing = false` every problem is an error as in [`load_columns`], and a
+/// missing label (one of [`MISSING_TOKENS`]: `""`, `NA`, `N/A`, `NaN`, `null`, any ASCII
+/// case) is [`DataError::MissingLabel`]. With `drop_missing = true`, a row with an
+/// empty, missing, non-numeric or non-finite cell in a selected column, or a missing
+/// label, is skipped and counted in [`CsvData::dropped_rows`]; if every row is skipped
+/// the result is [`DataError::AllRowsDropped`]. Ragged rows and text that is not UTF-8
+/// are errors either way.
+pub fn load_labelled(
+    path: &Path,
+    columns: &[&str],
+    label: Option<&str>,
+    drop_missing: bool,
+) -> Result<CsvData, DataError> {
+    require_columns(columns)?;
+    let (mut reader, header) = open_table(path)?;
+    let indices = columns
+        .iter()
+        .map(|&c| column_index(path, &header, c))
+        .collect::<Result<Vec<usize>, DataError>>()?;
+    let label_index = label.map(|c| column_index(path, &header, c)).transpose()?;
+
+    let mut record = ByteRecord::new();
+    let mut values = Vec::new();
+    let mut row_values = Vec::with_capacity(indices.len());
+    let mut label_texts: Vec<String> = Vec::new();
+    let mut n_rows = 0;
+    let mut dropped_rows = 0;
+    'rows: while read_row(path, &mut reader, &mut record, header.len())? {
+        let line = line_of(&record);
+        row_values.clear();
+        for &idx in &indices {
+            match parse_cell(path, line, &header[idx], &record[idx]) {
+                Ok(v) => row_values.push(v),
+                Err(
+                    DataError::EmptyCell { .. }
+                    | DataError::NonNumeric { .. }
+                    | DataError::NonFiniteCell { .. },
+                ) if drop_missing => {
+                    dropped_rows += 1;
+                    continue 'rows;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(idx) = label_index {
+            let text = cell_text(path, line, &record[idx])?;
+            if is_missing(text) {
+                if drop_missing {
+                    dropped_rows += 1;
+                    continue 'rows;
+                }
+                return Err(DataError::MissingLabel {
+                    path: path.to_path_buf(),
+                    line,
+                    column: header[idx].clone(),
+                    text: text.to_string(),
+                });
+            }
+            label_texts.push(text.to_string());
+        }
+        values.extend_from_slice(&row_values);
+        n_rows += 1;
+    }
+    if n_rows == 0 {
+        return Err(if dropped_rows > 0 {
+            DataError::AllRowsDropped {
+                path: path.to_path_buf(),
+                dropped: dropped_rows,
+            }
+        } else {
+            DataError::NoDataRows {
+                path: path.to_path_buf(),
+            }
+        });
+    }
+    let points = Array2::from_shape_vec((n_rows, columns.len()), values)
+        .expect("n_rows × columns values were pushed");
+
+    let (labels, class_names) = match label_index {
+        None => (None, Vec::new()),
+        Some(idx) => {
+            let (labels, class_names) = encode_classes(path, &header[idx], &label_texts)?;
+            (Some(labels), class_names)
+        }
+    };
+    Ok(CsvData {
+        points,
+        labels,
+        class_names,
+        column_names: columns.iter().map(|c| c.trim().to_string()).collect(),
+        dropped_rows,
+    })
+}
+
+/// Sorted distinct classes of `texts` and each text's class index; 2..=16 required.
+fn encode_classes(
+    path: &Path,
+    column: &str,
+    texts: &[String],
+) -> Result<(Vec<usize>, Vec<String>), DataError> {
+    let mut classes: Vec<&str> = texts.iter().map(String::as_str).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let integers: Option<Vec<i64>> = classes.iter().map(|c| c.parse().ok()).collect();
+    if let Some(ints) = integers {
+        let mut keyed: Vec<(i64, &str)> = ints.into_iter().zip(classes).collect();
+        keyed.sort_unstable();
+        classes = keyed.into_iter().map(|(_, c)| c).collect();
+    }
+    let count = classes.len();
+    if !(MIN_CLASSES..=MAX_CLASSES).contains(&count) {
+        const SHOWN: usize = 5;
+        let mut examples: Vec<String> = classes
+            .iter()
+            .take(SHOWN)
+            .map(|c| format!("{c:?}"))
+            .collect();
+        if count > SHOWN {
+            examples.push("…".into());
+        }
+        return Err(DataError::ClassCount {
+            path: path.to_path_buf(),
+            column: column.to_string(),
+            count,
+            examples,
+        });
+    }
+    let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let labels = texts.iter().map(|t| index[t.as_str()]).collect();
+    Ok((labels, classes.into_iter().map(String::from).collect()))
+}
+
+/// Fails on an empty column list.
+fn require_columns(columns: &[&str]) -> Result<(), DataError> {
     if columns.is_empty() {
         return Err(DataError::InvalidParameter {
             name: "columns",
@@ -28,6 +239,13 @@ pub fn load_columns(path: &Path, columns: &[&str]) -> Result<Array2<f64>, DataEr
             allowed: "at least one column name",
         });
     }
+    Ok(())
+}
+
+type Reader = csv::Reader<std::io::BufReader<std::fs::File>>;
+
+/// Opens `path` and reads its header (trimmed names, a leading BOM dropped).
+fn open_table(path: &Path) -> Result<(Reader, Vec<String>), DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::Io {
         path: path.to_path_buf(),
         message: one_line(&e.to_string()),
@@ -36,20 +254,11 @@ pub fn load_columns(path: &Path, columns: &[&str]) -> Result<Array2<f64>, DataEr
         .has_headers(false)
         .flexible(true)
         .from_reader(std::io::BufReader::new(file));
-    let csv_error = |e: csv::Error| match e.kind() {
-        csv::ErrorKind::Io(io) => DataError::Io {
-            path: path.to_path_buf(),
-            message: one_line(&io.to_string()),
-        },
-        _ => DataError::Csv {
-            path: path.to_path_buf(),
-            line: e.position().map_or(0, |p| p.line()),
-            message: one_line(&e.to_string()),
-        },
-    };
-
     let mut record = ByteRecord::new();
-    if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+    if !reader
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, e))?
+    {
         return Err(DataError::EmptyFile {
             path: path.to_path_buf(),
         });
@@ -71,53 +280,74 @@ pub fn load_columns(path: &Path, columns: &[&str]) -> Result<Array2<f64>, DataEr
             Ok(text.trim().to_string())
         })
         .collect::<Result<Vec<String>, DataError>>()?;
-    let indices = columns
-        .iter()
-        .map(|&c| {
-            header
-                .iter()
-                .position(|h| h == c.trim())
-                .ok_or_else(|| DataError::MissingColumn {
-                    path: path.to_path_buf(),
-                    column: c.to_string(),
-                    available: header.clone(),
-                })
-        })
-        .collect::<Result<Vec<usize>, DataError>>()?;
+    Ok((reader, header))
+}
 
-    let mut values = Vec::new();
-    let mut n_rows = 0;
-    while reader.read_byte_record(&mut record).map_err(csv_error)? {
-        let line = line_of(&record);
-        if record.len() != header.len() {
-            return Err(DataError::RaggedRow {
-                path: path.to_path_buf(),
-                line,
-                expected: header.len(),
-                found: record.len(),
-            });
-        }
-        for &idx in &indices {
-            values.push(parse_cell(path, line, &header[idx], &record[idx])?);
-        }
-        n_rows += 1;
-    }
-    if n_rows == 0 {
-        return Err(DataError::NoDataRows {
+/// The index of the first header column named `column` (trimmed).
+fn column_index(path: &Path, header: &[String], column: &str) -> Result<usize, DataError> {
+    header
+        .iter()
+        .position(|h| h == column.trim())
+        .ok_or_else(|| DataError::MissingColumn {
             path: path.to_path_buf(),
+            column: column.to_string(),
+            available: header.to_vec(),
+        })
+}
+
+/// Reads the next data row into `record`; false at the end. A row whose field count
+/// differs from the header's is [`DataError::RaggedRow`].
+fn read_row(
+    path: &Path,
+    reader: &mut Reader,
+    record: &mut ByteRecord,
+    n_fields: usize,
+) -> Result<bool, DataError> {
+    if !reader
+        .read_byte_record(record)
+        .map_err(|e| csv_error(path, e))?
+    {
+        return Ok(false);
+    }
+    if record.len() != n_fields {
+        return Err(DataError::RaggedRow {
+            path: path.to_path_buf(),
+            line: line_of(record),
+            expected: n_fields,
+            found: record.len(),
         });
     }
-    Ok(Array2::from_shape_vec((n_rows, columns.len()), values)
-        .expect("n_rows × columns values were pushed"))
+    Ok(true)
+}
+
+/// A parser failure as a [`DataError`].
+fn csv_error(path: &Path, e: csv::Error) -> DataError {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => DataError::Io {
+            path: path.to_path_buf(),
+            message: one_line(&io.to_string()),
+        },
+        _ => DataError::Csv {
+            path: path.to_path_buf(),
+            line: e.position().map_or(0, |p| p.line()),
+            message: one_line(&e.to_string()),
+        },
+    }
+}
+
+/// A cell's trimmed UTF-8 text.
+fn cell_text<'a>(path: &Path, line: u64, bytes: &'a [u8]) -> Result<&'a str, DataError> {
+    std::str::from_utf8(bytes)
+        .map(str::trim)
+        .map_err(|_| DataError::InvalidUtf8 {
+            path: path.to_path_buf(),
+            line,
+        })
 }
 
 /// One cell as a finite number.
 fn parse_cell(path: &Path, line: u64, column: &str, bytes: &[u8]) -> Result<f64, DataError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| DataError::InvalidUtf8 {
-        path: path.to_path_buf(),
-        line,
-    })?;
-    let text = text.trim();
+    let text = cell_text(path, line, bytes)?;
     if text.is_empty() {
         return Err(DataError::EmptyCell {
             path: path.to_path_buf(),
@@ -319,6 +549,169 @@ mod tests {
         assert!(matches!(
             load_columns(&f.0, &[]),
             Err(DataError::InvalidParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn labelled_string_classes() {
+        let f = TempCsv::new(
+            "species",
+            b"sepal,petal,species\n5.1,1.4,setosa\n7.0,4.7,versicolor\n6.3,6.0,virginica\n4.9,1.4,setosa\n6.4,4.5,versicolor\n",
+        );
+        let d = load_labelled(&f.0, &["petal", "sepal"], Some("species"), false).unwrap();
+        assert_eq!(
+            d.points,
+            ndarray::array![[1.4, 5.1], [4.7, 7.0], [6.0, 6.3], [1.4, 4.9], [4.5, 6.4]]
+        );
+        assert_eq!(d.class_names, ["setosa", "versicolor", "virginica"]);
+        assert_eq!(d.labels, Some(vec![0, 1, 2, 0, 1]));
+        assert_eq!(d.column_names, ["petal", "sepal"]);
+        assert_eq!((d.dropped_rows, d.len(), d.n_classes()), (0, 5, 3));
+        // Without a label column.
+        let d = load_labelled(&f.0, &["sepal"], None, false).unwrap();
+        assert_eq!((d.labels, d.class_names.len()), (None, 0));
+    }
+
+    #[test]
+    fn labelled_integer_classes_sort_numerically() {
+        // Lexicographic order would put "10" before "2" and "-1" first by byte.
+        let f = TempCsv::new("intlab", b"x,y,c\n1,1,10\n2,2,2\n3,3,-1\n4,4, 2 \n5,5,10\n");
+        let d = load_labelled(&f.0, &["x", "y"], Some("c"), false).unwrap();
+        assert_eq!(d.class_names, ["-1", "2", "10"]);
+        assert_eq!(d.labels, Some(vec![2, 1, 0, 1, 2]));
+        // Mixed integers and text: lexicographic.
+        let f = TempCsv::new("mixlab", b"x,c\n1,10\n2,2\n3,b\n");
+        let d = load_labelled(&f.0, &["x"], Some("c"), false).unwrap();
+        assert_eq!(d.class_names, ["10", "2", "b"]);
+        assert_eq!(d.labels, Some(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn labelled_class_count_limits() {
+        let f = TempCsv::new("oneclass", b"x,c\n1,a\n2,a\n");
+        let e = load_labelled(&f.0, &["x"], Some("c"), false).unwrap_err();
+        assert!(matches!(&e, DataError::ClassCount { count: 1, .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("1 distinct") && msg.contains("2..=16") && msg.contains("\"a\""),
+            "{msg}"
+        );
+
+        let mut text = String::from("x,c\n");
+        for i in 0..17 {
+            text.push_str(&format!("{i},k{i:02}\n"));
+        }
+        let f = TempCsv::new("manyclass", text.as_bytes());
+        let e = load_labelled(&f.0, &["x"], Some("c"), false).unwrap_err();
+        assert!(matches!(&e, DataError::ClassCount { count: 17, .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("17 distinct") && msg.contains("2..=16"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("\"k00\"") && msg.contains("\"k04\"") && msg.contains('…'),
+            "{msg}"
+        );
+        assert!(!msg.contains("k05"), "only a few are listed: {msg}");
+        // 16 is allowed.
+        let text: String = text.lines().take(17).map(|l| format!("{l}\n")).collect();
+        let f = TempCsv::new("sixteen", text.as_bytes());
+        assert_eq!(
+            load_labelled(&f.0, &["x"], Some("c"), false)
+                .unwrap()
+                .n_classes(),
+            16
+        );
+    }
+
+    #[test]
+    fn labelled_drop_missing() {
+        let f = TempCsv::new(
+            "dropna",
+            b"x,y,c\n1,2,a\nNA,3,b\n4,,a\n5,6,\n7,N/A,b\n8,nan,a\n9,null,b\n10,abc,a\n11,inf,b\n12,13,NA\n14,15,b\n",
+        );
+        let d = load_labelled(&f.0, &["x", "y"], Some("c"), true).unwrap();
+        assert_eq!(d.points, ndarray::array![[1.0, 2.0], [14.0, 15.0]]);
+        assert_eq!(d.labels, Some(vec![0, 1]));
+        assert_eq!(d.dropped_rows, 9);
+        // Missing cells outside the selected and label columns do not matter.
+        let d = load_labelled(&f.0, &["x"], None, true).unwrap();
+        assert_eq!(d.dropped_rows, 1);
+        assert_eq!(d.len(), 10);
+
+        // Without drop_missing: NA names its line and column.
+        let e = load_labelled(&f.0, &["x", "y"], Some("c"), false).unwrap_err();
+        assert!(
+            matches!(&e, DataError::NonNumeric { line: 3, column, text, .. } if column == "x" && text == "NA"),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("line 3") && msg.contains("\"x\""), "{msg}");
+        // An empty label is an error unless dropping.
+        let f = TempCsv::new("emptylab", b"x,c\n1,a\n2,\n3,b\n");
+        let e = load_labelled(&f.0, &["x"], Some("c"), false).unwrap_err();
+        assert!(
+            matches!(&e, DataError::MissingLabel { line: 3, column, .. } if column == "c"),
+            "{e}"
+        );
+        let d = load_labelled(&f.0, &["x"], Some("c"), true).unwrap();
+        assert_eq!((d.len(), d.dropped_rows), (2, 1));
+
+        // Every row dropped.
+        let f = TempCsv::new("alldrop", b"x,c\nNA,a\n1,\n");
+        assert_eq!(
+            load_labelled(&f.0, &["x"], Some("c"), true),
+            Err(DataError::AllRowsDropped {
+                path: f.0.clone(),
+                dropped: 2
+            })
+        );
+        // Ragged rows are errors even when dropping.
+        let f = TempCsv::new("dropragged", b"x,c\n1,a\n2\n");
+        assert!(matches!(
+            load_labelled(&f.0, &["x"], Some("c"), true),
+            Err(DataError::RaggedRow { line: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn labelled_missing_label_column_lists_columns() {
+        let f = TempCsv::new("nolab", b"x,y\n1,2\n");
+        let e = load_labelled(&f.0, &["x"], Some("species"), false).unwrap_err();
+        assert!(
+            matches!(&e, DataError::MissingColumn { column, available, .. } if column == "species" && available == &["x", "y"]),
+            "{e}"
+        );
+        assert!(e.to_string().ends_with("its columns are: x, y"), "{e}");
+        let e = load_labelled(&f.0, &["z"], None, true).unwrap_err();
+        assert!(matches!(&e, DataError::MissingColumn { column, .. } if column == "z"));
+        assert!(matches!(
+            load_labelled(&f.0, &[], None, false),
+            Err(DataError::InvalidParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn labelled_bom_and_crlf() {
+        let f = TempCsv::new("labbom", b"\xEF\xBB\xBFspecies,x\r\nb,1\r\na,2\r\n");
+        let d = load_labelled(&f.0, &["x"], Some("species"), false).unwrap();
+        assert_eq!(d.points, ndarray::array![[1.0], [2.0]]);
+        assert_eq!(d.class_names, ["a", "b"]);
+        assert_eq!(d.labels, Some(vec![1, 0]));
+    }
+
+    #[test]
+    fn labelled_missing_file_and_bytes() {
+        let path = std::env::temp_dir().join("toy-data-test-no-such-labelled.csv");
+        assert!(matches!(
+            load_labelled(&path, &["x"], Some("c"), true),
+            Err(DataError::Io { .. })
+        ));
+        let f = TempCsv::new("labutf8", b"x,c\n1,a\n2,\xff\n");
+        assert!(matches!(
+            load_labelled(&f.0, &["x"], Some("c"), true),
+            Err(DataError::InvalidUtf8 { line: 3, .. })
         ));
     }
 }

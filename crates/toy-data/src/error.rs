@@ -283,4 +283,64 @@ pub enum DataError {
         /// The parser's message.
         message: String,
     },
+
+    /// A row of the label column is missing ("", "NA", "N/A", "NaN" or "null") and
+    /// missing rows were not asked to be dropped.
+    #[error("{} line {line}, column {column:?}: the label {text:?} is missing; a class label is required (or drop rows with missing values)", path.display())]
+    MissingLabel {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number in the file.
+        line: u64,
+        /// The label column's name.
+        column: String,
+        /// The cell's (trimmed) text.
+        text: String,
+    },
+
+    /// The label column has too few or too many distinct classes.
+    #[error("{} column {column:?} has {count} distinct class labels ({}); {MIN_CLASSES}..={MAX_CLASSES} classes are allowed", path.display(), examples.join(", "))]
+    ClassCount {
+        /// The file.
+        path: PathBuf,
+        /// The label column's name.
+        column: String,
+        /// Distinct labels found.
+        count: usize,
+        /// All the labels when there are few, else the first few (sorted) and "…".
+        examples: Vec<String>,
+    },
+
+    /// Every data row had a missing or invalid cell and was dropped.
+    #[error("{} has no usable rows: all {dropped} data rows had a missing or invalid cell and were dropped; at least one complete row is required", path.display())]
+    AllRowsDropped {
+        /// The file.
+        path: PathBuf,
+        /// Rows dropped (all of them).
+        dropped: usize,
+    },
+
+    // ----- built-in data sets and preprocessing -----
+    /// A built-in data set name is not known.
+    #[error("unknown data set {name:?}; the allowed names are: {}", allowed.join(", "))]
+    UnknownDataset {
+        /// The name given.
+        name: String,
+        /// The names allowed.
+        allowed: Vec<String>,
+    },
+
+    /// A column holds one value only, so it cannot be standardised (its std is 0).
+    #[error("column {column:?} is constant (every value is {value}); a constant column cannot be standardised")]
+    ConstantColumn {
+        /// The column's name (or `column j`, 0-based, when unnamed).
+        column: String,
+        /// Its only value.
+        value: f64,
+    },
 }
+
+/// Fewest distinct classes a label column may have.
+pub const MIN_CLASSES: usize = 2;
+/// Most distinct classes a label column may have.
+pub const MAX_CLASSES: usize = 16;

@@ -7,7 +7,13 @@
 //! - [`fit_normal`], [`fit_mixture`] ([`EmConfig`], [`FittedMixture`]), [`aic`], [`bic`].
 //! - [`compare_models`] / [`choose_k_by_bic`]: the notebook's open TODO.
 //! - [`datasets`]: the notebook's data and true distributions.
-//! - [`load_column`], [`load_columns`]: numeric CSV columns.
+//! - [`toy_sets`]: built-in seeded 2-D toy sets ([`BuiltinSet`], [`builtin`],
+//!   [`Dataset2d`]): two-clusters, moons, circles, eight-gaussians, checkerboard,
+//!   swiss-roll, spiral.
+//! - [`load_column`], [`load_columns`]: numeric CSV columns; [`load_labelled`]
+//!   ([`CsvData`]): numeric columns plus a class label column, optionally dropping
+//!   rows with missing values.
+//! - [`Standardizer`], [`check_not_constant`], [`split_holdout`]: preparing data.
 //!
 //! Randomness comes from a caller-supplied `rand` 0.9 RNG; EM restarts are seeded from
 //! [`EmConfig::seed`], so every result is reproducible.
@@ -39,16 +45,20 @@ pub mod datasets;
 mod error;
 mod fit;
 mod mixture;
+mod prep;
+pub mod toy_sets;
 
 pub use compare::{choose_k_by_bic, compare_models, Comparison, ComparisonRow};
-pub use csv_data::{load_column, load_columns};
+pub use csv_data::{load_column, load_columns, load_labelled, CsvData, MISSING_TOKENS};
 pub use datasets::{
     flexibility_data, flexibility_truth, notebook_gmm_1d, two_clusters, two_clusters_mixture,
     LabelledPoints,
 };
-pub use error::DataError;
+pub use error::{DataError, MAX_CLASSES, MIN_CLASSES};
 pub use fit::{
     aic, bic, column_matrix, fit_mixture, fit_normal, require_rows, restart_seed, EmConfig,
     FittedMixture,
 };
 pub use mixture::{Covariance, GaussianMixture};
+pub use prep::{check_not_constant, split_holdout, Standardizer};
+pub use toy_sets::{builtin, BuiltinSet, Dataset2d};
