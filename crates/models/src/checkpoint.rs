@@ -1,0 +1,573 @@
+//! safetensors checkpoints of the two networks, as bytes (the caller writes the file).
+//!
+//! The tensor names, shapes and metadata keys are the file format; they are documented in
+//! the crate docs (section "Checkpoint format") for readers in other languages. Loading
+//! checks the format tag, T, every name, shape and dtype, and says exactly what differs.
+
+use std::collections::{HashMap, HashSet};
+
+use candle_core::Tensor;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{ModelError, Result};
+use crate::nets::{
+    layer_name, Activation, ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet, Dense,
+    TimeEncoding, DEVICE,
+};
+
+/// Value of the `format` metadata key in denoiser checkpoints.
+pub const DENOISER_FORMAT: &str = "toydiff-denoiser-v1";
+/// Value of the `format` metadata key in classifier checkpoints.
+pub const CLASSIFIER_FORMAT: &str = "toydiff-classifier-v1";
+
+/// The parsed file: its tensors and metadata, before any architecture is known.
+struct Reader<'a> {
+    st: SafeTensors<'a>,
+    meta: HashMap<String, String>,
+    used: HashSet<String>,
+}
+
+impl<'a> Reader<'a> {
+    /// Parses the header, checks the format tag and (if asked) T.
+    fn open(
+        bytes: &'a [u8],
+        format: &'static str,
+        expected_num_steps: Option<usize>,
+    ) -> Result<(Self, usize)> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| ModelError::CheckpointUnreadable(e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| ModelError::CheckpointUnreadable(e.to_string()))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        match meta.get("format") {
+            Some(f) if f == format => {}
+            found => {
+                return Err(ModelError::CheckpointFormat {
+                    found: found.cloned(),
+                    expected: format,
+                })
+            }
+        }
+        let reader = Self {
+            st,
+            meta,
+            used: HashSet::new(),
+        };
+        let num_steps = reader.usize_key("num_steps")?;
+        if let Some(expected) = expected_num_steps {
+            if num_steps != expected {
+                return Err(ModelError::CheckpointNumSteps {
+                    found: num_steps,
+                    expected,
+                });
+            }
+        }
+        Ok((reader, num_steps))
+    }
+
+    fn key(&self, key: &'static str) -> Result<&str> {
+        self.meta
+            .get(key)
+            .map(String::as_str)
+            .ok_or(ModelError::MissingMetadata(key))
+    }
+
+    fn usize_key(&self, key: &'static str) -> Result<usize> {
+        let value = self.key(key)?;
+        value
+            .parse()
+            .map_err(|e: std::num::ParseIntError| ModelError::BadMetadata {
+                key,
+                value: value.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn activation(&self) -> Result<Activation> {
+        let value = self.key("activation")?;
+        Activation::from_name(value).ok_or_else(|| ModelError::BadMetadata {
+            key: "activation",
+            value: value.to_string(),
+            reason: "unknown activation (known: relu)".into(),
+        })
+    }
+
+    /// The tensor `name`, checked to be F32 of exactly `shape`.
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let view = self
+            .st
+            .tensor(name)
+            .map_err(|_| ModelError::MissingTensor(name.to_string()))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(ModelError::TensorDtype {
+                name: name.to_string(),
+                found: view.dtype().to_string(),
+            });
+        }
+        if view.shape() != shape {
+            return Err(ModelError::TensorShape {
+                name: name.to_string(),
+                found: view.shape().to_vec(),
+                expected: shape.to_vec(),
+            });
+        }
+        let data = view.data();
+        // safetensors validated offsets against the shape; check again rather than panic.
+        if data.len() != 4 * shape.iter().product::<usize>() {
+            return Err(ModelError::CheckpointUnreadable(format!(
+                "{name} holds {} bytes, expected {}",
+                data.len(),
+                4 * shape.iter().product::<usize>()
+            )));
+        }
+        let values: Vec<f32> = data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        self.used.insert(name.to_string());
+        Ok(Tensor::from_vec(values, shape, &DEVICE)?)
+    }
+
+    /// Dense layers `{prefix}.layers.{i}` of the given `(out, in)` shapes.
+    fn layers(&mut self, prefix: &str, shapes: &[(usize, usize)]) -> Result<Vec<Dense>> {
+        shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(out, inp))| {
+                Ok(Dense {
+                    weight: self.tensor(&layer_name(prefix, i, "weight"), &[out, inp])?,
+                    bias: self.tensor(&layer_name(prefix, i, "bias"), &[out])?,
+                })
+            })
+            .collect()
+    }
+
+    /// Fails on any tensor that was not read (sorted, so the error is deterministic).
+    fn finish(self) -> Result<()> {
+        let mut extra: Vec<&str> = self
+            .st
+            .names()
+            .into_iter()
+            .filter(|n| !self.used.contains(*n))
+            .collect();
+        extra.sort_unstable();
+        match extra.first() {
+            Some(name) => Err(ModelError::UnexpectedTensor(name.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Guards against absurd layer counts in the metadata before allocating anything.
+    fn check_layer_count(&self, prefix: &str, layers: usize) -> Result<()> {
+        if 2 * layers > self.st.len() {
+            return Err(ModelError::MissingTensor(layer_name(
+                prefix,
+                layers - 1,
+                "weight",
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn serialize(tensors: Vec<(String, Tensor)>, meta: HashMap<String, String>) -> Result<Vec<u8>> {
+    safetensors::serialize(tensors, Some(meta)).map_err(|e| ModelError::Candle(e.into()))
+}
+
+impl DenoiserNet {
+    /// The net as safetensors bytes: tensors `denoiser.layers.{i}.weight|bias` (F32) and its configuration as metadata.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let c = self.config();
+        let meta = HashMap::from([
+            ("format".to_string(), DENOISER_FORMAT.to_string()),
+            ("num_steps".to_string(), c.num_steps.to_string()),
+            ("dim".to_string(), c.dim.to_string()),
+            ("hidden_width".to_string(), c.hidden_width.to_string()),
+            ("hidden_layers".to_string(), c.hidden_layers.to_string()),
+            ("activation".to_string(), c.activation.name().to_string()),
+            (
+                "time_encoding".to_string(),
+                c.time_encoding.name().to_string(),
+            ),
+        ]);
+        serialize(self.named_tensors(), meta)
+    }
+
+    /// Reads a net written by [`DenoiserNet::to_safetensors`]; with `Some(T)`, also checks it was trained with T steps.
+    pub fn from_safetensors(bytes: &[u8], expected_num_steps: Option<usize>) -> Result<Self> {
+        let (mut r, num_steps) = Reader::open(bytes, DENOISER_FORMAT, expected_num_steps)?;
+        let encoding = r.key("time_encoding")?;
+        let time_encoding =
+            TimeEncoding::from_name(encoding).ok_or_else(|| ModelError::BadMetadata {
+                key: "time_encoding",
+                value: encoding.to_string(),
+                reason: "unknown time encoding (known: scaled)".into(),
+            })?;
+        let config = DenoiserConfig {
+            dim: r.usize_key("dim")?,
+            hidden_width: r.usize_key("hidden_width")?,
+            hidden_layers: r.usize_key("hidden_layers")?,
+            num_steps,
+            activation: r.activation()?,
+            time_encoding,
+        };
+        config.validate()?;
+        r.check_layer_count("denoiser", config.hidden_layers + 1)?;
+        let layers = r.layers("denoiser", &config.layer_shapes())?;
+        r.finish()?;
+        DenoiserNet::from_layers(config, layers)
+    }
+}
+
+impl ClassifierNet {
+    /// The net as safetensors bytes: `classifier.embedding.weight`, `classifier.layers.{i}.weight|bias` (F32) and its configuration as metadata.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let c = self.config();
+        let hidden: Vec<String> = c.hidden.iter().map(|w| w.to_string()).collect();
+        let meta = HashMap::from([
+            ("format".to_string(), CLASSIFIER_FORMAT.to_string()),
+            ("num_steps".to_string(), c.num_steps.to_string()),
+            ("dim".to_string(), c.dim.to_string()),
+            ("num_classes".to_string(), c.num_classes.to_string()),
+            ("embed_dim".to_string(), c.embed_dim.to_string()),
+            ("hidden".to_string(), hidden.join(",")),
+            ("activation".to_string(), c.activation.name().to_string()),
+        ]);
+        serialize(self.named_tensors(), meta)
+    }
+
+    /// Reads a net written by [`ClassifierNet::to_safetensors`]; with `Some(T)`, also checks it was trained with T steps.
+    pub fn from_safetensors(bytes: &[u8], expected_num_steps: Option<usize>) -> Result<Self> {
+        let (mut r, num_steps) = Reader::open(bytes, CLASSIFIER_FORMAT, expected_num_steps)?;
+        let hidden_text = r.key("hidden")?;
+        let hidden = if hidden_text.is_empty() {
+            Vec::new()
+        } else {
+            hidden_text
+                .split(',')
+                .map(|w| w.trim().parse::<usize>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| ModelError::BadMetadata {
+                    key: "hidden",
+                    value: hidden_text.to_string(),
+                    reason: format!("expected comma-separated widths: {e}"),
+                })?
+        };
+        let config = ClassifierConfig {
+            dim: r.usize_key("dim")?,
+            num_classes: r.usize_key("num_classes")?,
+            num_steps,
+            embed_dim: r.usize_key("embed_dim")?,
+            hidden,
+            activation: r.activation()?,
+        };
+        config.validate()?;
+        r.check_layer_count("classifier", config.hidden.len() + 1)?;
+        let embedding = r.tensor(
+            "classifier.embedding.weight",
+            &[config.num_steps, config.embed_dim],
+        )?;
+        let layers = r.layers("classifier", &config.layer_shapes())?;
+        r.finish()?;
+        ClassifierNet::from_parts(config, embedding, layers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::{init_classifier, init_denoiser};
+    use crate::traits::{NoisePredictor, NoisyClassifier};
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn denoiser() -> DenoiserNet {
+        init_denoiser(&DenoiserConfig::default(), &mut StdRng::seed_from_u64(1))
+            .unwrap()
+            .0
+            .detached()
+    }
+
+    fn classifier(num_steps: usize) -> ClassifierNet {
+        let cfg = ClassifierConfig {
+            num_steps,
+            num_classes: 3,
+            ..Default::default()
+        };
+        init_classifier(&cfg, &mut StdRng::seed_from_u64(2))
+            .unwrap()
+            .0
+            .detached()
+    }
+
+    fn x() -> Tensor {
+        Tensor::new(&[[-1.0f32, -2.0], [0.5, 0.25], [3.0, -0.5]], &DEVICE).unwrap()
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    }
+
+    /// The metadata and tensors of a checkpoint, to rebuild a doctored copy.
+    fn parts(bytes: &[u8]) -> (HashMap<String, String>, Vec<(String, Tensor)>) {
+        let meta = SafeTensors::read_metadata(bytes)
+            .unwrap()
+            .1
+            .metadata()
+            .clone()
+            .unwrap();
+        let tensors = candle_core::safetensors::load_buffer(bytes, &DEVICE)
+            .unwrap()
+            .into_iter()
+            .collect();
+        (meta, tensors)
+    }
+
+    fn rebuild(meta: HashMap<String, String>, tensors: Vec<(String, Tensor)>) -> Vec<u8> {
+        safetensors::serialize(tensors, Some(meta)).unwrap()
+    }
+
+    #[test]
+    fn round_trips_are_bit_exact() {
+        let net = denoiser();
+        let bytes = net.to_safetensors().unwrap();
+        let back = DenoiserNet::from_safetensors(&bytes, Some(500)).unwrap();
+        assert_eq!(back.config(), net.config());
+        for t in [1, 250, 500] {
+            assert_eq!(
+                bits(&back.predict_noise(&x(), t).unwrap()),
+                bits(&net.predict_noise(&x(), t).unwrap())
+            );
+        }
+        same_contents(&back.to_safetensors().unwrap(), &bytes);
+
+        let net = classifier(500);
+        let bytes = net.to_safetensors().unwrap();
+        let back = ClassifierNet::from_safetensors(&bytes, None).unwrap();
+        assert_eq!(back.config(), net.config());
+        assert_eq!(
+            bits(&back.log_probs(&x(), 77).unwrap()),
+            bits(&net.log_probs(&x(), 77).unwrap())
+        );
+        same_contents(&back.to_safetensors().unwrap(), &bytes);
+    }
+
+    /// Same metadata and tensors, bit for bit. (Not the same bytes: safetensors writes the
+    /// metadata from a `HashMap`, whose key order varies between maps.)
+    fn same_contents(a: &[u8], b: &[u8]) {
+        let ((ma, ta), (mb, tb)) = (parts(a), parts(b));
+        assert_eq!(ma, mb);
+        let sorted = |t: Vec<(String, Tensor)>| {
+            let mut v: Vec<(String, Vec<u32>)> =
+                t.iter().map(|(n, t)| (n.clone(), bits(t))).collect();
+            v.sort();
+            v
+        };
+        assert!(sorted(ta) == sorted(tb));
+    }
+
+    #[test]
+    fn documented_names_and_metadata() {
+        let (meta, tensors) = parts(&classifier(500).to_safetensors().unwrap());
+        assert_eq!(meta["format"], "toydiff-classifier-v1");
+        assert_eq!(meta["num_steps"], "500");
+        assert_eq!(meta["hidden"], "64,32");
+        let mut names: Vec<(String, Vec<usize>)> = tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.dims().to_vec()))
+            .collect();
+        names.sort();
+        let want = [
+            ("classifier.embedding.weight", vec![500, 32]),
+            ("classifier.layers.0.bias", vec![64]),
+            ("classifier.layers.0.weight", vec![64, 34]),
+            ("classifier.layers.1.bias", vec![32]),
+            ("classifier.layers.1.weight", vec![32, 64]),
+            ("classifier.layers.2.bias", vec![3]),
+            ("classifier.layers.2.weight", vec![3, 32]),
+        ];
+        assert_eq!(names, want.map(|(n, s)| (n.to_string(), s)).to_vec());
+        let (meta, tensors) = parts(&denoiser().to_safetensors().unwrap());
+        assert_eq!(meta["format"], "toydiff-denoiser-v1");
+        assert_eq!(
+            (
+                meta["hidden_width"].as_str(),
+                meta["hidden_layers"].as_str()
+            ),
+            ("128", "2")
+        );
+        assert_eq!(tensors.len(), 6);
+    }
+
+    #[test]
+    fn truncated_or_garbage_bytes_are_errors() {
+        let bytes = denoiser().to_safetensors().unwrap();
+        for cut in [0, 5, 8, 100, bytes.len() / 2, bytes.len() - 1] {
+            let err = DenoiserNet::from_safetensors(&bytes[..cut], None).unwrap_err();
+            assert!(
+                matches!(err, ModelError::CheckpointUnreadable(_)),
+                "cut {cut}: {err}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            DenoiserNet::from_safetensors(&longer, None),
+            Err(ModelError::CheckpointUnreadable(_))
+        ));
+        let garbage: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        assert!(matches!(
+            ClassifierNet::from_safetensors(&garbage, None),
+            Err(ModelError::CheckpointUnreadable(_))
+        ));
+        assert!(DenoiserNet::from_safetensors(b"{}", None).is_err());
+    }
+
+    #[test]
+    fn wrong_format_is_named() {
+        let err = ClassifierNet::from_safetensors(&denoiser().to_safetensors().unwrap(), None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "checkpoint format is \"toydiff-denoiser-v1\", expected \"toydiff-classifier-v1\""
+        );
+        let (_, tensors) = parts(&denoiser().to_safetensors().unwrap());
+        let err =
+            DenoiserNet::from_safetensors(&rebuild(HashMap::new(), tensors), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "checkpoint format is missing, expected \"toydiff-denoiser-v1\""
+        );
+    }
+
+    #[test]
+    fn different_t_is_named() {
+        let bytes = classifier(400).to_safetensors().unwrap();
+        let err = ClassifierNet::from_safetensors(&bytes, Some(500)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "checkpoint was trained with T = 400, expected 500"
+        );
+        assert_eq!(
+            ClassifierNet::from_safetensors(&bytes, Some(400))
+                .unwrap()
+                .num_steps(),
+            400
+        );
+        let err = DenoiserNet::from_safetensors(&denoiser().to_safetensors().unwrap(), Some(1000))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ModelError::CheckpointNumSteps {
+                found: 500,
+                expected: 1000
+            }
+        ));
+    }
+
+    #[test]
+    fn wrong_shapes_dtypes_and_names_are_named() {
+        // The embedding of a T = 400 model in a file whose metadata says T = 500.
+        let (meta, mut tensors) = parts(&classifier(500).to_safetensors().unwrap());
+        let small = classifier(400).embedding().clone();
+        for (n, t) in tensors.iter_mut() {
+            if n == "classifier.embedding.weight" {
+                *t = small.clone();
+            }
+        }
+        let err = ClassifierNet::from_safetensors(&rebuild(meta.clone(), tensors.clone()), None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "classifier.embedding.weight has shape [400, 32], expected [500, 32]"
+        );
+
+        let (meta, tensors) = parts(&denoiser().to_safetensors().unwrap());
+        let f64_tensors: Vec<_> = tensors
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    if n.ends_with("1.bias") {
+                        t.to_dtype(candle_core::DType::F64).unwrap()
+                    } else {
+                        t.clone()
+                    },
+                )
+            })
+            .collect();
+        let err =
+            DenoiserNet::from_safetensors(&rebuild(meta.clone(), f64_tensors), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "denoiser.layers.1.bias has dtype F64, expected F32"
+        );
+
+        let missing: Vec<_> = tensors
+            .iter()
+            .filter(|(n, _)| n != "denoiser.layers.2.weight")
+            .cloned()
+            .collect();
+        let err = DenoiserNet::from_safetensors(&rebuild(meta.clone(), missing), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "checkpoint lacks the tensor denoiser.layers.2.weight"
+        );
+
+        let mut extra = tensors.clone();
+        extra.push((
+            "denoiser.layers.3.weight".into(),
+            Tensor::zeros((2, 2), candle_core::DType::F32, &DEVICE).unwrap(),
+        ));
+        let err = DenoiserNet::from_safetensors(&rebuild(meta.clone(), extra), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "checkpoint has an unexpected tensor denoiser.layers.3.weight"
+        );
+
+        // Metadata that disagrees with the tensors, or cannot be parsed.
+        let mut wide = meta.clone();
+        wide.insert("hidden_width".into(), "64".into());
+        let err = DenoiserNet::from_safetensors(&rebuild(wide, tensors.clone()), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "denoiser.layers.0.weight has shape [128, 3], expected [64, 3]"
+        );
+        let mut deep = meta.clone();
+        deep.insert("hidden_layers".into(), "1000000000000".into());
+        let err = DenoiserNet::from_safetensors(&rebuild(deep, tensors.clone()), None).unwrap_err();
+        assert!(matches!(err, ModelError::MissingTensor(_)), "{err}");
+        let mut bad = meta.clone();
+        bad.insert("dim".into(), "two".into());
+        let err = DenoiserNet::from_safetensors(&rebuild(bad, tensors.clone()), None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("checkpoint metadata \"dim\" = \"two\" is invalid"),
+            "{err}"
+        );
+        let mut no_act = meta.clone();
+        no_act.remove("activation");
+        let err =
+            DenoiserNet::from_safetensors(&rebuild(no_act, tensors.clone()), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "checkpoint metadata lacks the key \"activation\""
+        );
+        let mut gelu = meta;
+        gelu.insert("activation".into(), "gelu".into());
+        assert!(matches!(
+            DenoiserNet::from_safetensors(&rebuild(gelu, tensors), None),
+            Err(ModelError::BadMetadata {
+                key: "activation",
+                ..
+            })
+        ));
+    }
+}

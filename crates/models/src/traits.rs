@@ -1,0 +1,49 @@
+//! The two interfaces a sampler needs: a noise predictor ε(x_t, t) and a noisy-time
+//! classifier log p(y | x_t, t). Trained networks and exact references implement both.
+
+use candle_core::{Tensor, Var};
+
+/// A model of the noise in x_t: anything the reverse process can use as ε_θ.
+pub trait NoisePredictor {
+    /// T, the number of diffusion steps the model knows.
+    fn num_steps(&self) -> usize;
+    /// d, the data dimension.
+    fn dim(&self) -> usize;
+    /// ε(x_t, t) for a batch x_t (n × d, f32) all at the same 1-based step t.
+    fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor>;
+}
+
+/// A classifier of noisy points, for classifier guidance.
+pub trait NoisyClassifier {
+    /// T, the number of diffusion steps the model knows.
+    fn num_steps(&self) -> usize;
+    /// C, the number of classes.
+    fn num_classes(&self) -> usize;
+    /// log p(y | x_t, t) for every class: n × C log-softmax, differentiable in x_t (built from candle ops).
+    fn log_probs(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor>;
+
+    /// ∇_x log p(y_i | x_t, t) for each row i and its target class, in ONE backward pass over the whole batch.
+    ///
+    /// x_t becomes a `Var`, the log-probabilities at the targets are summed over the batch
+    /// and differentiated once: rows are independent, so row i of the gradient of the sum is
+    /// the gradient of sample i alone. `targets` is a u32 tensor of length n. The result is
+    /// n × d, same dtype as `x_t`. For speed use a classifier whose weights are plain tensors
+    /// (e.g. [`crate::ClassifierNet::detached`]): then backward only reaches x.
+    fn grad_log_prob(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        targets: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let x = Var::from_tensor(&x_t.detach())?;
+        let log_probs = self.log_probs(x.as_tensor(), t)?;
+        let targets = targets.to_dtype(candle_core::DType::U32)?.unsqueeze(1)?;
+        let selected = log_probs.gather(&targets, 1)?.sum_all()?;
+        let grads = selected.backward()?;
+        match grads.get(x.as_tensor()) {
+            Some(g) => Ok(g.clone()),
+            // log p does not depend on x at all: its gradient is zero.
+            None => x.as_tensor().zeros_like(),
+        }
+    }
+}
