@@ -41,6 +41,8 @@ pub struct ForwardArgs {
     /// Keep a snapshot every this many steps
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
     pub every: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Number of diffusion steps T
     #[arg(long = "T", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
     pub steps: usize,
@@ -54,12 +56,17 @@ pub struct TrainArgs {
     /// Seed of the data, the initial weights, the batches and the noise
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    /// Denoiser training steps (one batch each)
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|v| v as usize))]
-    pub steps: usize,
-    /// Classifier epochs (shuffled passes over the data)
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
-    pub epochs: usize,
+    /// Denoiser training steps, one batch each [default: 2000 for two-clusters, else 10000]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|v| v as usize))]
+    pub steps: Option<usize>,
+    /// Classifier epochs, shuffled passes over the data [default: 1000 for two-clusters,
+    /// else about 8000 steps' worth]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    pub epochs: Option<usize>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
     /// Batch size of both
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
     pub batch: usize,
@@ -97,6 +104,65 @@ pub struct SampleArgs {
 pub enum VarianceArg {
     Beta,
     Posterior,
+}
+
+/// Where the 2-D data comes from: a built-in set or a CSV file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DataArgs {
+    /// Built-in data set: two-clusters (the notebook's, default), moons, circles,
+    /// eight-gaussians, checkerboard, swiss-roll, spiral
+    #[arg(long, value_name = "NAME", value_parser = parse_dataset, conflicts_with = "data")]
+    pub dataset: Option<toy_data::BuiltinSet>,
+    /// Points to generate for a built-in set [default: the set's own size]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..=1_000_000).map(|v| v as usize), conflicts_with = "data")]
+    pub n_data: Option<usize>,
+    /// Your own CSV file (with a header row) instead of a built-in set
+    #[arg(long, value_name = "FILE.csv", requires = "columns")]
+    pub data: Option<PathBuf>,
+    /// The two numeric columns of --data, e.g. --columns x,y
+    #[arg(long, value_name = "X,Y", value_delimiter = ',', requires = "data")]
+    pub columns: Vec<String>,
+    /// A class column of --data (strings or integers; 2 to 16 classes) for guidance
+    #[arg(long, value_name = "COL", requires = "data")]
+    pub label: Option<String>,
+    /// Skip rows with an empty, NA, non-numeric or infinite cell (and say how many)
+    #[arg(long, requires = "data")]
+    pub drop_missing: bool,
+}
+
+fn parse_dataset(s: &str) -> Result<toy_data::BuiltinSet, String> {
+    s.parse().map_err(|e: toy_data::DataError| e.to_string())
+}
+
+/// The denoiser's shape; unset fields take the data set's default (the notebook's
+/// network for two-clusters, a larger one for everything else).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NetArgs {
+    /// Units per hidden layer of the denoiser [default: 128 for two-clusters, else 256]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096).map(|v| v as usize))]
+    pub width: Option<usize>,
+    /// Hidden layers of the denoiser [default: 2 for two-clusters, else 3]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16).map(|v| v as usize))]
+    pub depth: Option<usize>,
+    /// Activation of the denoiser: relu or silu [default: relu for two-clusters, else silu]
+    #[arg(long, value_enum)]
+    pub activation: Option<ActivationArg>,
+    /// How the denoiser sees t: scaled (t/T, the notebook's) or sinusoidal
+    /// [default: scaled for two-clusters, else sinusoidal]
+    #[arg(long, value_enum)]
+    pub time_input: Option<TimeInputArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ActivationArg {
+    Relu,
+    Silu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeInputArg {
+    Scaled,
+    Sinusoidal,
 }
 
 fn parse_lr(s: &str) -> Result<f64, String> {
@@ -148,6 +214,10 @@ pub struct AllArgs {
     /// Seed of every random draw
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 /// How many mixture components to fit.

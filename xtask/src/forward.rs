@@ -7,18 +7,19 @@ use rand::{rngs::StdRng, SeedableRng};
 use schedule::{NoiseSchedule, ScheduleKind};
 use viz::{Color, Curve, LineChart, Panel, PointSeries, Scatter};
 
+use crate::data::Prepared;
 use crate::flags::{default_out, ForwardArgs};
 use crate::output::{OutDir, Timings};
-
-/// The notebook's plotting window for the 2-D data.
-pub const AXIS: (f64, f64) = (-6.0, 6.0);
 
 pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let out = OutDir::new(&args.out.clone().unwrap_or_else(default_out))?;
     let mut timings = Timings::default();
     let start = Instant::now();
+    // Everything is read and checked before any file is written.
+    let data = Prepared::from_args(&args.data, args.seed, 1)?;
+    let schedule = NoiseSchedule::new(ScheduleKind::NOTEBOOK_LINEAR, args.steps)?;
     schedule_figure(&out, args.steps)?;
-    forward_gif(&out, args.seed, args.every, args.steps)?;
+    forward_gif(&out, &data, &schedule, args.seed, args.every)?;
     timings.record("forward", start.elapsed().as_secs_f64());
     timings.write(&out)
 }
@@ -77,26 +78,38 @@ fn chart(title: &str, y_label: &str, log_y: bool) -> LineChart {
     }
 }
 
-/// `forward_diffusion.gif`: the two clusters (blue) and their diffused copy (red).
-fn forward_gif(out: &OutDir, seed: u64, every: usize, steps: usize) -> anyhow::Result<()> {
-    let data = toy_data::two_clusters(500, seed);
-    let x0 = data.points.as_slice().expect("standard layout").to_vec();
-    let schedule = NoiseSchedule::new(ScheduleKind::NOTEBOOK_LINEAR, steps)?;
+/// `forward_diffusion.gif`: the data (blue) and its diffused copy (red). The data is
+/// diffused in the networks' standardised units and shown in its own.
+fn forward_gif(
+    out: &OutDir,
+    data: &Prepared,
+    schedule: &NoiseSchedule,
+    seed: u64,
+    every: usize,
+) -> anyhow::Result<()> {
+    let x0: Vec<f64> = data.train_standardised().iter().map(|&v| v as f64).collect();
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(100));
     let snapshots = schedule.forward_snapshots(&x0, every, &mut rng)?;
-    let original = pairs(&x0);
+    let (x_range, y_range) = data.axes();
+    let shown = |points: &[f64]| {
+        let mut p = points.to_vec();
+        data.meta.standardizer.inverse_slice(&mut p);
+        pairs(&p)
+    };
+    let original = shown(&x0);
+    let names = &data.meta.column_names;
     let frames: Vec<Vec<Panel>> = snapshots
         .iter()
         .map(|s| {
             vec![Panel::Scatter(Scatter {
                 title: format!("Forward diffusion, t = {}", s.t),
-                x_label: "x₁".into(),
-                y_label: "x₂".into(),
-                x_range: AXIS,
-                y_range: AXIS,
+                x_label: names[0].clone(),
+                y_label: names[1].clone(),
+                x_range,
+                y_range,
                 series: vec![
                     PointSeries::new("Original", original.clone(), Color::BLUE),
-                    PointSeries::new("Diffused", pairs(&s.points), Color::RED).alpha(0.5),
+                    PointSeries::new("Diffused", shown(&s.points), Color::RED).alpha(0.5),
                 ],
             })]
         })

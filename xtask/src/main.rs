@@ -5,6 +5,7 @@
 //! error into one line on stderr and exit code 2.
 
 mod all;
+mod data;
 mod flags;
 mod forward;
 mod gmm;

@@ -38,6 +38,16 @@ impl OutDir {
         Ok(path)
     }
 
+    /// Removes `name` inside the folder if it exists (a stale output of another run).
+    pub fn remove(&self, name: &str) -> anyhow::Result<()> {
+        let path = self.path(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+        }
+    }
+
     /// Pretty JSON with a final newline.
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> anyhow::Result<PathBuf> {
         let mut text = serde_json::to_string_pretty(value)?;

@@ -88,7 +88,7 @@ impl<'a> Reader<'a> {
         Activation::from_name(value).ok_or_else(|| ModelError::BadMetadata {
             key: "activation",
             value: value.to_string(),
-            reason: "unknown activation (known: relu)".into(),
+            reason: "unknown activation (known: relu, silu)".into(),
         })
     }
 
@@ -201,7 +201,7 @@ impl DenoiserNet {
             TimeEncoding::from_name(encoding).ok_or_else(|| ModelError::BadMetadata {
                 key: "time_encoding",
                 value: encoding.to_string(),
-                reason: "unknown time encoding (known: scaled)".into(),
+                reason: "unknown time encoding (known: scaled, sinusoidal)".into(),
             })?;
         let config = DenoiserConfig {
             dim: r.usize_key("dim")?,

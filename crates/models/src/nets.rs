@@ -17,6 +17,8 @@ pub enum Activation {
     /// relu(x) = max(x, 0), the notebook's (Flux `relu`).
     #[default]
     Relu,
+    /// silu(x) = x · σ(x) (a.k.a. swish): smooth, better for curved shapes.
+    Silu,
 }
 
 impl Activation {
@@ -24,6 +26,7 @@ impl Activation {
     pub fn name(&self) -> &'static str {
         match self {
             Activation::Relu => "relu",
+            Activation::Silu => "silu",
         }
     }
 
@@ -31,6 +34,7 @@ impl Activation {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "relu" => Some(Activation::Relu),
+            "silu" => Some(Activation::Silu),
             _ => None,
         }
     }
@@ -38,6 +42,7 @@ impl Activation {
     fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Activation::Relu => crate::ops::relu(x),
+            Activation::Silu => x.silu(),
         }
     }
 }
@@ -49,6 +54,9 @@ pub enum TimeEncoding {
     /// One extra input feature t/T, appended after x_t (the notebook's `vcat(xt, t_norm)`).
     #[default]
     Scaled,
+    /// 16 features sin(t ω_k), cos(t ω_k) with ω_k = 10000^(−k/8), k = 0..8 (Vaswani et al.,
+    /// as in DDPM's time embedding), appended after x_t.
+    Sinusoidal,
 }
 
 impl TimeEncoding {
@@ -56,6 +64,7 @@ impl TimeEncoding {
     pub fn name(&self) -> &'static str {
         match self {
             TimeEncoding::Scaled => "scaled",
+            TimeEncoding::Sinusoidal => "sinusoidal",
         }
     }
 
@@ -63,6 +72,7 @@ impl TimeEncoding {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "scaled" => Some(TimeEncoding::Scaled),
+            "sinusoidal" => Some(TimeEncoding::Sinusoidal),
             _ => None,
         }
     }
@@ -71,6 +81,7 @@ impl TimeEncoding {
     pub fn num_features(&self) -> usize {
         match self {
             TimeEncoding::Scaled => 1,
+            TimeEncoding::Sinusoidal => 2 * SINUSOIDAL_FREQUENCIES,
         }
     }
 
@@ -83,9 +94,20 @@ impl TimeEncoding {
     pub fn write_features(&self, t: usize, num_steps: usize, out: &mut [f32]) {
         match self {
             TimeEncoding::Scaled => out[0] = Self::scaled(t, num_steps),
+            TimeEncoding::Sinusoidal => {
+                for k in 0..SINUSOIDAL_FREQUENCIES {
+                    let omega = 10_000f64.powf(-(k as f64) / SINUSOIDAL_FREQUENCIES as f64);
+                    let angle = t as f64 * omega;
+                    out[2 * k] = angle.sin() as f32;
+                    out[2 * k + 1] = angle.cos() as f32;
+                }
+            }
         }
     }
 }
+
+/// Frequencies of [`TimeEncoding::Sinusoidal`] (it adds twice as many features).
+pub const SINUSOIDAL_FREQUENCIES: usize = 8;
 
 /// Shape of the denoiser ε_θ: an MLP on [x_t; t/T] with `hidden_layers` layers of `hidden_width` units.
 #[derive(Debug, Clone, PartialEq)]
