@@ -22,16 +22,21 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
     let out_arg = Some(out_path.clone());
     // The 1-D Gaussian-mixture stage belongs to the notebook's own run.
     let notebook = args.data.data.is_none()
-        && matches!(args.data.dataset, None | Some(toy_data::BuiltinSet::TwoClusters));
-    if notebook { stage("gmm", &|| {
-        crate::gmm::run(&GmmArgs {
-            out: out_arg.clone(),
-            seed: args.seed,
-            data: None,
-            column: None,
-            k: KChoice::Fixed(2),
-        })
-    })?; }
+        && matches!(
+            args.data.dataset,
+            None | Some(toy_data::BuiltinSet::TwoClusters)
+        );
+    if notebook {
+        stage("gmm", &|| {
+            crate::gmm::run(&GmmArgs {
+                out: out_arg.clone(),
+                seed: args.seed,
+                data: None,
+                column: None,
+                k: KChoice::Fixed(2),
+            })
+        })?;
+    }
     stage("forward", &|| {
         crate::forward::run(&ForwardArgs {
             out: out_arg.clone(),

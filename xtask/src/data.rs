@@ -87,37 +87,50 @@ pub struct Prepared {
 impl Prepared {
     /// Loads or generates the data named by the flags and checks it can be trained on.
     pub fn from_args(args: &DataArgs, seed: u64, min_rows: usize) -> anyhow::Result<Self> {
-        let (dataset, csv, points, labels, class_names, column_names, dropped) =
-            if let Some(path) = &args.data {
-                let columns: Vec<&str> = args.columns.iter().map(String::as_str).collect();
-                if columns.len() != 2 {
-                    bail!(
-                        "--columns {} names {} column(s): give exactly two, e.g. --columns x,y",
-                        args.columns.join(","),
-                        columns.len()
-                    );
-                }
-                let d = toy_data::load_labelled(
-                    path,
-                    &columns,
-                    args.label.as_deref(),
-                    args.drop_missing,
-                )?;
-                if d.dropped_rows > 0 {
-                    println!(
-                        "--drop-missing: skipped {} row(s) with a missing or non-numeric cell",
-                        d.dropped_rows
-                    );
-                }
-                let dropped = d.dropped_rows;
-                (None, Some(path.clone()), d.points, d.labels, d.class_names, d.column_names, dropped)
-            } else {
-                let set = args.dataset.unwrap_or(BuiltinSet::TwoClusters);
-                let n = args.n_data.unwrap_or_else(|| set.default_size());
-                let d = set.generate(n, seed);
-                let columns = d.column_names.to_vec();
-                (Some(set), None, d.points, d.labels, d.class_names, columns, 0)
-            };
+        let (dataset, csv, points, labels, class_names, column_names, dropped) = if let Some(path) =
+            &args.data
+        {
+            let columns: Vec<&str> = args.columns.iter().map(String::as_str).collect();
+            if columns.len() != 2 {
+                bail!(
+                    "--columns {} names {} column(s): give exactly two, e.g. --columns x,y",
+                    args.columns.join(","),
+                    columns.len()
+                );
+            }
+            let d =
+                toy_data::load_labelled(path, &columns, args.label.as_deref(), args.drop_missing)?;
+            if d.dropped_rows > 0 {
+                println!(
+                    "--drop-missing: skipped {} row(s) with a missing or non-numeric cell",
+                    d.dropped_rows
+                );
+            }
+            let dropped = d.dropped_rows;
+            (
+                None,
+                Some(path.clone()),
+                d.points,
+                d.labels,
+                d.class_names,
+                d.column_names,
+                dropped,
+            )
+        } else {
+            let set = args.dataset.unwrap_or(BuiltinSet::TwoClusters);
+            let n = args.n_data.unwrap_or_else(|| set.default_size());
+            let d = set.generate(n, seed);
+            let columns = d.column_names.to_vec();
+            (
+                Some(set),
+                None,
+                d.points,
+                d.labels,
+                d.class_names,
+                columns,
+                0,
+            )
+        };
         if points.nrows() < min_rows {
             bail!(
                 "the data has {} row(s) but training needs at least {min_rows} (one batch): add rows or lower --batch",
@@ -209,7 +222,13 @@ impl Prepared {
                 None => "",
             };
             let split = if self.heldout[i] { "heldout" } else { "train" };
-            text.push_str(&format!("{},{},{},{}\n", row[0], row[1], csv_field(class), split));
+            text.push_str(&format!(
+                "{},{},{},{}\n",
+                row[0],
+                row[1],
+                csv_field(class),
+                split
+            ));
         }
         out.write(&format!("{folder}/{DATA_FILE}"), text.as_bytes())?;
         Ok(())
@@ -224,8 +243,12 @@ impl Prepared {
                 meta_path.display()
             )
         })?;
-        let meta: DataMeta = serde_json::from_slice(&bytes)
-            .with_context(|| format!("'{}' is not a toydiff data description", meta_path.display()))?;
+        let meta: DataMeta = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "'{}' is not a toydiff data description",
+                meta_path.display()
+            )
+        })?;
         if meta.format != FORMAT || meta.column_names.len() != 2 || meta.standardizer.dim() != 2 {
             bail!(
                 "'{}' has format '{}' with {} column(s): expected {FORMAT} with 2 columns",
@@ -261,7 +284,12 @@ impl Prepared {
                     .class_names
                     .iter()
                     .position(|c| c == &record[2])
-                    .ok_or_else(|| bad(line, &format!("class '{}' is not in {META_FILE}", &record[2])))?;
+                    .ok_or_else(|| {
+                        bad(
+                            line,
+                            &format!("class '{}' is not in {META_FILE}", &record[2]),
+                        )
+                    })?;
                 labels.push(class);
             }
             heldout.push(&record[3] == "heldout");
@@ -337,7 +365,13 @@ pub fn standardise_mixture(
 pub fn file_safe(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() {
         "class".into()

@@ -28,6 +28,23 @@ pub enum Command {
     Sample(SampleArgs),
     /// Run every stage in order and regenerate every figure.
     All(AllArgs),
+    /// Train and sample every built-in data set and check the quality bar.
+    Quality(QualityArgs),
+    /// Time every stage against its arithmetic floor (and PyTorch/JAX with --peers).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QualityArgs {
+    /// Output folder: one sub-folder per data set, plus quality.md and quality.json
+    #[arg(long, value_name = "DIR", default_value = "target/quality")]
+    pub out: PathBuf,
+    /// Seed of every random draw
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Only these built-in sets (comma-separated) [default: all of them]
+    #[arg(long, value_name = "NAME,…", value_delimiter = ',', value_parser = parse_dataset)]
+    pub datasets: Vec<toy_data::BuiltinSet>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -218,6 +235,25 @@ pub struct AllArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub net: NetArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Timed repeats of each stage, after one warm-up (at least 5)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(5..=1000).map(|v| v as usize))]
+    pub repeats: usize,
+    /// Where to write the table as JSON [default: target/bench.json]
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also run shared/peers/torch_ref.py and jax_ref.py and print the ratios
+    #[arg(long)]
+    pub peers: bool,
+    /// Also time guided sampling of 500 to 100,000 samples (seconds, memory, threads)
+    #[arg(long)]
+    pub scaling: bool,
+    /// Internal: one scaling run of N samples in this process, printed as JSON
+    #[arg(long, value_name = "N", hide = true)]
+    pub scaling_one: Option<usize>,
 }
 
 /// How many mixture components to fit.

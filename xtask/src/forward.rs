@@ -87,7 +87,11 @@ fn forward_gif(
     seed: u64,
     every: usize,
 ) -> anyhow::Result<()> {
-    let x0: Vec<f64> = data.train_standardised().iter().map(|&v| v as f64).collect();
+    let x0: Vec<f64> = data
+        .train_standardised()
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(100));
     let snapshots = schedule.forward_snapshots(&x0, every, &mut rng)?;
     let (x_range, y_range) = data.axes();

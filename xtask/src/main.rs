@@ -5,12 +5,14 @@
 //! error into one line on stderr and exit code 2.
 
 mod all;
+mod bench;
 mod data;
 mod flags;
 mod forward;
 mod gmm;
 mod output;
 mod progress;
+mod quality;
 mod sample;
 mod train;
 
@@ -56,6 +58,8 @@ fn try_main(cli: flags::Cli) -> anyhow::Result<()> {
         flags::Command::Train(args) => train::run(&args),
         flags::Command::Sample(args) => sample::run(&args),
         flags::Command::All(args) => all::run(&args),
+        flags::Command::Bench(args) => bench::run(&args),
+        flags::Command::Quality(args) => quality::run(&args),
     }
 }
 

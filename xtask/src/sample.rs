@@ -81,8 +81,11 @@ pub fn generate(
     let denoiser = DenoiserNet::from_safetensors(&read_checkpoint(dir, "denoiser.safetensors")?, t)
         .with_context(|| format!("loading {}", dir.join("denoiser.safetensors").display()))?;
     let classifier = if data.meta.is_labelled() {
-        let net = ClassifierNet::from_safetensors(&read_checkpoint(dir, "classifier.safetensors")?, t)
-            .with_context(|| format!("loading {}", dir.join("classifier.safetensors").display()))?;
+        let net =
+            ClassifierNet::from_safetensors(&read_checkpoint(dir, "classifier.safetensors")?, t)
+                .with_context(|| {
+                    format!("loading {}", dir.join("classifier.safetensors").display())
+                })?;
         if net.num_classes() != data.meta.class_names.len() {
             bail!(
                 "the classifier in {} has {} classes but the data has {} ({}): retrain with `cargo xtask train`",
@@ -97,7 +100,11 @@ pub fn generate(
         None
     };
     if denoiser.config().dim != 2 {
-        bail!("the denoiser in {} is for {}-D data, expected 2-D", dir.display(), denoiser.config().dim);
+        bail!(
+            "the denoiser in {} is for {}-D data, expected 2-D",
+            dir.display(),
+            denoiser.config().dim
+        );
     }
     let config = |offset: u64| SamplerConfig {
         num_samples: args.n,
@@ -116,8 +123,16 @@ pub fn generate(
         for class in 0..classifier.num_classes() as u32 {
             let start = Instant::now();
             let g = Guidance::one_class(classifier, class, args.scale, args.n);
-            guided.push(sample(&denoiser, &schedule, Some(&g), &config(11 + class as u64))?);
-            timings.record(&format!("sample_guided_{class}"), start.elapsed().as_secs_f64());
+            guided.push(sample(
+                &denoiser,
+                &schedule,
+                Some(&g),
+                &config(11 + class as u64),
+            )?);
+            timings.record(
+                &format!("sample_guided_{class}"),
+                start.elapsed().as_secs_f64(),
+            );
         }
     }
     println!(
@@ -127,7 +142,11 @@ pub fn generate(
         if guided.is_empty() {
             " (no classifier: the data has no labels)".to_string()
         } else {
-            format!(" and guided to each of {} classes (scale {})", guided.len(), args.scale)
+            format!(
+                " and guided to each of {} classes (scale {})",
+                guided.len(),
+                args.scale
+            )
         }
     );
     Ok(Runs { unguided, guided })
@@ -150,9 +169,16 @@ fn class_color(c: usize, n_classes: usize) -> Color {
 }
 
 fn write_outputs(out: &OutDir, data: &Prepared, runs: &Runs) -> anyhow::Result<()> {
-    let original: Vec<(f64, f64)> = data.points.rows().into_iter().map(|r| (r[0], r[1])).collect();
+    let original: Vec<(f64, f64)> = data
+        .points
+        .rows()
+        .into_iter()
+        .map(|r| (r[0], r[1]))
+        .collect();
     let n_frames = runs.unguided.snapshots.len();
-    let frames: Vec<Vec<Panel>> = (0..n_frames).map(|k| frame(data, &original, runs, k)).collect();
+    let frames: Vec<Vec<Panel>> = (0..n_frames)
+        .map(|k| frame(data, &original, runs, k))
+        .collect();
     let gif = viz::render_gif(&frames, 2, 1050, 600, 4)?;
     let path = out.write("guided_vs_unguided_generation.gif", &gif)?;
     println!("wrote {} ({} frames)", path.display(), frames.len());
@@ -161,10 +187,16 @@ fn write_outputs(out: &OutDir, data: &Prepared, runs: &Runs) -> anyhow::Result<(
     println!("wrote {}", path.display());
     let header = &data.meta.column_names;
     let final_points = |run: &SampleRun| original_units(data, run.final_points());
-    out.write("samples/unguided.csv", &csv(header, &final_points(&runs.unguided)))?;
+    out.write(
+        "samples/unguided.csv",
+        &csv(header, &final_points(&runs.unguided)),
+    )?;
     for (class, run) in runs.guided.iter().enumerate() {
         let name = file_safe(&data.meta.class_names[class]);
-        out.write(&format!("samples/guided_{name}.csv"), &csv(header, &final_points(run)))?;
+        out.write(
+            &format!("samples/guided_{name}.csv"),
+            &csv(header, &final_points(run)),
+        )?;
     }
     println!("wrote {}", out.path("samples").display());
     Ok(())
@@ -184,7 +216,11 @@ fn frame(data: &Prepared, original: &[(f64, f64)], runs: &Runs, k: usize) -> Vec
     let t = runs.unguided.snapshots[k].t;
     let (x_range, y_range) = data.axes();
     let names = &data.meta.column_names;
-    let base = || PointSeries::new("Original data", original.to_vec(), Color::BLUE).alpha(0.25).radius(2);
+    let base = || {
+        PointSeries::new("Original data", original.to_vec(), Color::BLUE)
+            .alpha(0.25)
+            .radius(2)
+    };
     let pts = |run: &SampleRun| pairs(&original_units(data, &run.snapshots[k].points));
     let left = Scatter {
         title: format!("Unguided, t = {t}"),
@@ -194,7 +230,9 @@ fn frame(data: &Prepared, original: &[(f64, f64)], runs: &Runs, k: usize) -> Vec
         y_range,
         series: vec![
             base(),
-            PointSeries::new("Unguided", pts(&runs.unguided), Color::GRAY).alpha(0.5).radius(3),
+            PointSeries::new("Unguided", pts(&runs.unguided), Color::GRAY)
+                .alpha(0.5)
+                .radius(3),
         ],
     };
     let mut right = Scatter {
@@ -212,16 +250,22 @@ fn frame(data: &Prepared, original: &[(f64, f64)], runs: &Runs, k: usize) -> Vec
         } else {
             format!("Guided: {}", data.meta.class_names[class])
         };
-        right
-            .series
-            .push(PointSeries::new(label, pts(run), class_color(class, c)).alpha(0.6).radius(3));
+        right.series.push(
+            PointSeries::new(label, pts(run), class_color(class, c))
+                .alpha(0.6)
+                .radius(3),
+        );
     }
     vec![Panel::Scatter(left), Panel::Scatter(right)]
 }
 
 /// The `sampling` block of metrics.json. With an exact reference (the data is a known
 /// Gaussian mixture) samples are compared with it; otherwise with the held-out data.
-pub fn evaluate(args: &SampleArgs, data: &Prepared, runs: &Runs) -> anyhow::Result<BTreeMap<String, Value>> {
+pub fn evaluate(
+    args: &SampleArgs,
+    data: &Prepared,
+    runs: &Runs,
+) -> anyhow::Result<BTreeMap<String, Value>> {
     let seed = args.seed.wrapping_add(20);
     let n = args.n;
     let mut sampling = serde_json::Map::new();
@@ -250,8 +294,12 @@ pub fn evaluate(args: &SampleArgs, data: &Prepared, runs: &Runs) -> anyhow::Resu
                     vec![truth.means()[class].clone()],
                     vec![truth.covariances()[class].clone()],
                 )?;
-                let class_floor =
-                    energy_noise_floor(&component, n, FLOOR_REPEATS, seed.wrapping_add(2 + class as u64));
+                let class_floor = energy_noise_floor(
+                    &component,
+                    n,
+                    FLOOR_REPEATS,
+                    seed.wrapping_add(2 + class as u64),
+                );
                 let reference = component.sample(n, &mut rng);
                 sampling.insert(
                     format!("guided_{}", file_safe(&data.meta.class_names[class])),
@@ -292,7 +340,8 @@ pub fn evaluate(args: &SampleArgs, data: &Prepared, runs: &Runs) -> anyhow::Resu
                 for (class, run) in runs.guided.iter().enumerate() {
                     let points = widen(run.final_points());
                     let votes = knn_labels(&points, &train, labels, data.meta.class_names.len());
-                    let precision = votes.iter().filter(|&&v| v == class).count() as f64 / votes.len() as f64;
+                    let precision =
+                        votes.iter().filter(|&&v| v == class).count() as f64 / votes.len() as f64;
                     sampling.insert(
                         format!("guided_{}", file_safe(&data.meta.class_names[class])),
                         json!({
@@ -323,7 +372,12 @@ pub fn evaluate(args: &SampleArgs, data: &Prepared, runs: &Runs) -> anyhow::Resu
 /// The energy distance between `n` training points (drawn without replacement) and the
 /// held-out rows, over repeats: what a perfect sampler would score against the held-out
 /// data, from the data alone.
-fn data_noise_floor(train: &[f64], heldout: &[f64], n: usize, seed: u64) -> sampler::metrics::NoiseFloor {
+fn data_noise_floor(
+    train: &[f64],
+    heldout: &[f64],
+    n: usize,
+    seed: u64,
+) -> sampler::metrics::NoiseFloor {
     use rand::seq::index::sample as choose;
     let rows = train.len() / 2;
     let take = n.min(rows);
@@ -331,7 +385,10 @@ fn data_noise_floor(train: &[f64], heldout: &[f64], n: usize, seed: u64) -> samp
     let mut values: Vec<f64> = (0..FLOOR_REPEATS)
         .map(|_| {
             let idx = choose(&mut rng, rows, take);
-            let subset: Vec<f64> = idx.iter().flat_map(|i| [train[2 * i], train[2 * i + 1]]).collect();
+            let subset: Vec<f64> = idx
+                .iter()
+                .flat_map(|i| [train[2 * i], train[2 * i + 1]])
+                .collect();
             energy_distance(&subset, heldout, 2)
         })
         .collect();
@@ -363,7 +420,9 @@ fn knn_labels(points: &[f64], train: &[f64], labels: &[u32], n_classes: usize) -
             for (_, l) in best {
                 counts[l as usize] += 1;
             }
-            (0..n_classes).max_by_key(|&k| (counts[k], std::cmp::Reverse(k))).unwrap_or(0)
+            (0..n_classes)
+                .max_by_key(|&k| (counts[k], std::cmp::Reverse(k)))
+                .unwrap_or(0)
         })
         .collect()
 }

@@ -9,10 +9,9 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use models::{
-    accuracy_curve, accuracy_on, bayes_accuracy_closed_form, denoiser_loss_floor,
-    train_classifier, train_denoiser, Activation, ClassifierConfig, ClassifierNet,
-    ClassifierTraining, DenoiserConfig, DenoiserTraining, ExactMixture, NoisyClassifier,
-    NoisyTestSet, TimeEncoding,
+    accuracy_curve, accuracy_on, bayes_accuracy_closed_form, denoiser_loss_floor, train_classifier,
+    train_denoiser, Activation, ClassifierConfig, ClassifierNet, ClassifierTraining,
+    DenoiserConfig, DenoiserTraining, ExactMixture, NoisyClassifier, NoisyTestSet, TimeEncoding,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -173,7 +172,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         "trained: denoiser {} steps{}",
         denoiser_losses.len(),
         match &classifier {
-            Some((_, l)) => format!(", classifier {} steps ({} epochs)", l.len(), classifier_cfg.epochs),
+            Some((_, l)) => format!(
+                ", classifier {} steps ({} epochs)",
+                l.len(),
+                classifier_cfg.epochs
+            ),
             None => ", no classifier (the data has no labels)".into(),
         }
     );
@@ -184,7 +187,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         Some(m) => Some(standardise_mixture(&m, &data.meta.standardizer)?),
         None => None,
     };
-    let eval = evaluate(&data, truth.as_ref(), &schedule, classifier.as_ref().map(|c| &c.0), &seeds)?;
+    let eval = evaluate(
+        &data,
+        truth.as_ref(),
+        &schedule,
+        classifier.as_ref().map(|c| &c.0),
+        &seeds,
+    )?;
     let final_loss = tail_mean(&denoiser_losses, LOSS_TAIL);
     let floor = match &truth {
         Some(m) => Some(denoiser_loss_floor(m, &schedule, FLOOR_DRAWS, seeds.test)?.mean),
@@ -201,7 +210,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             "accuracy at t={EVAL_T}: {:.2}% ± {:.2} ({}{} test points)",
             100.0 * acc,
             100.0 * se,
-            eval.bayes.map_or(String::new(), |b| format!("Bayes-optimal {:.2}%, ", 100.0 * b)),
+            eval.bayes.map_or(String::new(), |b| format!(
+                "Bayes-optimal {:.2}%, ",
+                100.0 * b
+            )),
             eval.n_test
         );
     }
@@ -243,7 +255,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     metrics.insert("accuracy_t250".into(), json!(eval.accuracy));
     metrics.insert(
         "accuracy_t250_std_error".into(),
-        json!(eval.accuracy.map(|a| models::binomial_std_error(a, eval.n_test))),
+        json!(eval
+            .accuracy
+            .map(|a| models::binomial_std_error(a, eval.n_test))),
     );
     metrics.insert("accuracy_t250_test_points".into(), json!(eval.n_test));
     metrics.insert("bayes_accuracy_t250".into(), json!(eval.bayes));
@@ -283,9 +297,12 @@ fn evaluate(
         .chain((25..=schedule.num_steps()).step_by(25))
         .collect();
     let ce_floor = match truth {
-        Some(m) if data.meta.is_labelled() => {
-            Some(exact_cross_entropy(&ExactMixture::new(m, schedule)?, m, schedule, seeds.test)?)
-        }
+        Some(m) if data.meta.is_labelled() => Some(exact_cross_entropy(
+            &ExactMixture::new(m, schedule)?,
+            m,
+            schedule,
+            seeds.test,
+        )?),
         _ => None,
     };
     let Some(classifier) = classifier else {
@@ -302,10 +319,14 @@ fn evaluate(
         // Fresh points from the true mixture, and the exact Bayes classifier on them.
         Some(m) => {
             let curve = accuracy_curve(classifier, m, schedule, &ts, N_TEST, seeds.test)?;
-            let at = curve.iter().find(|p| p.t == EVAL_T).expect("t = 250 is on the grid");
+            let at = curve
+                .iter()
+                .find(|p| p.t == EVAL_T)
+                .expect("t = 250 is on the grid");
             // Two equal isotropic classes have a closed form; otherwise the exact
             // classifier's accuracy on the same points.
-            let bayes = bayes_accuracy_closed_form(m, schedule, EVAL_T).unwrap_or(at.bayes_accuracy);
+            let bayes =
+                bayes_accuracy_closed_form(m, schedule, EVAL_T).unwrap_or(at.bayes_accuracy);
             Ok(Evaluation {
                 accuracy: Some(at.accuracy),
                 bayes: Some(bayes),
@@ -327,7 +348,10 @@ fn evaluate(
                 let set = noised(&x0, &labels, schedule, t, seeds.test)?;
                 curve.push((t, accuracy_on(classifier, &set)?, None));
             }
-            let at = curve.iter().find(|p| p.0 == EVAL_T).expect("t = 250 is on the grid");
+            let at = curve
+                .iter()
+                .find(|p| p.0 == EVAL_T)
+                .expect("t = 250 is on the grid");
             Ok(Evaluation {
                 accuracy: Some(at.1),
                 bayes: None,
@@ -349,7 +373,10 @@ fn noised(
     seed: u64,
 ) -> anyhow::Result<NoisyTestSet> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let (a, b) = (schedule.sqrt_alpha_bar(t), schedule.sqrt_one_minus_alpha_bar(t));
+    let (a, b) = (
+        schedule.sqrt_alpha_bar(t),
+        schedule.sqrt_one_minus_alpha_bar(t),
+    );
     let points = x0
         .iter()
         .map(|&x| {
@@ -409,13 +436,7 @@ pub fn smooth(values: &[f32], window: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn loss_panel(
-    title: &str,
-    losses: &[f32],
-    color: Color,
-    floor: Option<f64>,
-    y_max: f64,
-) -> Panel {
+fn loss_panel(title: &str, losses: &[f32], color: Color, floor: Option<f64>, y_max: f64) -> Panel {
     let window = (losses.len() / 20).clamp(1, 400);
     let mut curves = vec![
         Curve::new(
@@ -428,7 +449,11 @@ fn loss_panel(
             color.over(Color::WHITE, 0.3),
         )
         .width(1),
-        Curve::new(format!("moving average ({window} steps)"), smooth(losses, window), color),
+        Curve::new(
+            format!("moving average ({window} steps)"),
+            smooth(losses, window),
+            color,
+        ),
     ];
     if let Some(f) = floor {
         curves.push(
@@ -489,7 +514,10 @@ fn accuracy_figure(
     let learned = curve.iter().map(|p| (p.0 as f64, p.1)).collect();
     let mut curves = Vec::new();
     if curve.iter().all(|p| p.2.is_some()) {
-        let bayes = curve.iter().map(|p| (p.0 as f64, p.2.unwrap_or(0.0))).collect();
+        let bayes = curve
+            .iter()
+            .map(|p| (p.0 as f64, p.2.unwrap_or(0.0)))
+            .collect();
         curves.push(Curve::new("Bayes-optimal (exact posterior)", bayes, Color::BLACK).dashed());
     }
     curves.push(Curve::new("learned classifier", learned, Color::GREEN));
@@ -501,8 +529,10 @@ fn accuracy_figure(
         y_range: Some((0.0, 1.02)),
         ..LineChart::default()
     });
-    let path = out.write("classifier_accuracy.png", &viz::render_png(&[panel], 1, 900, 600)?)?;
+    let path = out.write(
+        "classifier_accuracy.png",
+        &viz::render_png(&[panel], 1, 900, 600)?,
+    )?;
     println!("wrote {}", path.display());
     Ok(())
 }
-

@@ -1,0 +1,864 @@
+//! `cargo xtask bench`: the speed of every stage of the pipeline, beside its arithmetic
+//! floor and, with `--peers`, beside PyTorch and JAX running the same pipeline.
+//!
+//! Each stage runs once to warm up, then `--repeats` times; the table shows the median
+//! and min–max. Training and sampling run through the libraries' public APIs with the
+//! notebook's settings (denoiser 2000 steps, classifier 1000 epochs = 8000 steps, both
+//! batch 128; 500 samples × 500 steps); sampling uses the nets trained in the warm-up.
+//! Figures are rendered and encoded in memory (no file is written).
+//!
+//! The floor of a step is its FLOPs, counted from the layer shapes (2·m·k·n per matmul
+//! forward, backward 2× forward, Adam 12 flops per parameter), divided by the matmul
+//! rate measured in the same run (a candle 128×128×128 f32 matmul on one thread).
+//!
+//! Benchmarks are not tests: nothing here asserts a time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candle_core::{Device, Tensor};
+use models::{
+    init_classifier, init_denoiser, train_classifier, train_denoiser, ClassifierConfig,
+    ClassifierNet, ClassifierTraining, DenoiserConfig, DenoiserNet, DenoiserTraining,
+};
+use rand::{rngs::StdRng, SeedableRng};
+use sampler::{sample, Guidance, SampleRun, SamplerConfig};
+use schedule::{NoiseSchedule, ScheduleKind};
+use serde_json::{json, Value};
+use viz::{Color, Curve, Histogram, LineChart, Panel, PointSeries, Scatter};
+
+use crate::flags::BenchArgs;
+
+/// The notebook's seed.
+const SEED: u64 = 1234;
+/// Adam's cost per parameter: two moment updates, two bias corrections, sqrt, divide, update.
+const ADAM_FLOPS_PER_PARAM: f64 = 12.0;
+/// Sizes of the scaling table (guided, 500 steps).
+const SCALING_SIZES: [usize; 4] = [500, 5_000, 50_000, 100_000];
+/// From this size on the scaling table also tries 2 threads.
+const SCALING_THREADS_FROM: usize = 50_000;
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.scaling_one {
+        return scaling_one(n);
+    }
+    let repeats = args.repeats;
+    let load_before = loadavg();
+    eprintln!("bench: load average before {load_before}; {repeats} repeats after a warm-up");
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
+
+    let gflops = matmul_gflops()?;
+    eprintln!("bench: candle 128×128×128 f32 matmul, 1 thread: {gflops:.1} GFLOP/s");
+
+    let mut table = Table::default();
+    let pipeline = pipeline_stages(repeats, &mut table)?;
+    figure_stages(repeats, &pipeline, &mut table)?;
+
+    // Floors.
+    let den = DenoiserConfig::default();
+    let clf = ClassifierConfig::default();
+    let batch = 128;
+    let n = 500;
+    let den_fwd = mlp_flops(&den.layer_shapes(), batch);
+    let clf_fwd = mlp_flops(&clf.layer_shapes(), batch);
+    let den_params = params(&den.layer_shapes()) as f64;
+    let clf_params = (params(&clf.layer_shapes()) + clf.num_steps * clf.embed_dim) as f64;
+    let floors = [
+        (
+            "denoiser train",
+            3.0 * den_fwd + ADAM_FLOPS_PER_PARAM * den_params,
+        ),
+        (
+            "classifier train",
+            3.0 * clf_fwd + ADAM_FLOPS_PER_PARAM * clf_params,
+        ),
+        ("unguided sampling", mlp_flops(&den.layer_shapes(), n)),
+        (
+            // ε forward, classifier forward, and its backward to x (same FLOPs as forward).
+            "guided sampling",
+            mlp_flops(&den.layer_shapes(), n) + 2.0 * mlp_flops(&clf.layer_shapes(), n),
+        ),
+    ];
+    for (name, flops) in floors {
+        if let Some(row) = table.rows.iter_mut().find(|r| r.name.starts_with(name)) {
+            row.floor_flops = Some(flops);
+        }
+    }
+
+    let load_after = loadavg();
+    println!(
+        "\nbench: load average before {load_before}, after {load_after}; RAYON_NUM_THREADS={threads}; \
+         matmul rate {gflops:.1} GFLOP/s (candle 128³ f32, 1 thread)\n"
+    );
+    table.print(gflops);
+
+    let mut report = json!({
+        "machine": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "load_before": load_before,
+            "load_after": load_after,
+            "rayon_num_threads": threads,
+        },
+        "repeats": repeats,
+        "matmul_gflops_1thread": gflops,
+        "rows": table.json(gflops),
+    });
+
+    if args.peers {
+        report["peers"] = peers(&table)?;
+    }
+    if args.scaling {
+        report["scaling"] = scaling()?;
+    }
+
+    let path = args.json.clone().unwrap_or_else(default_json);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    viz::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
+/// `target/bench.json` at the workspace root.
+fn default_json() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|root| root.join("target").join("bench.json"))
+        .unwrap_or_else(|| PathBuf::from("target/bench.json"))
+}
+
+/// The first three fields of /proc/loadavg ("0.52 0.80 1.10"), or "unknown".
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Forward FLOPs of an MLP with `(out, in)` layers on a batch of `n`: Σ 2·n·in·out.
+fn mlp_flops(shapes: &[(usize, usize)], n: usize) -> f64 {
+    shapes.iter().map(|&(o, i)| 2.0 * (n * i * o) as f64).sum()
+}
+
+fn params(shapes: &[(usize, usize)]) -> usize {
+    shapes.iter().map(|&(o, i)| o * i + o).sum()
+}
+
+/// GFLOP/s of a candle 128×128×128 f32 matmul on one thread: the median of 15 timings of 200 products.
+fn matmul_gflops() -> anyhow::Result<f64> {
+    let saved = std::env::var_os("RAYON_NUM_THREADS");
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let a = Tensor::from_vec(
+        models::standard_normal(128 * 128, &mut rng),
+        (128, 128),
+        &Device::Cpu,
+    )?;
+    let b = Tensor::from_vec(
+        models::standard_normal(128 * 128, &mut rng),
+        (128, 128),
+        &Device::Cpu,
+    )?;
+    let per = 200;
+    let mut times = Vec::new();
+    for k in 0..16 {
+        let start = Instant::now();
+        for _ in 0..per {
+            std::hint::black_box(a.matmul(&b)?);
+        }
+        if k > 0 {
+            times.push(start.elapsed().as_secs_f64() / per as f64);
+        }
+    }
+    match saved {
+        Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
+        None => std::env::remove_var("RAYON_NUM_THREADS"),
+    }
+    let t = Stats::of(&times).median;
+    Ok(2.0 * 128f64.powi(3) / t / 1e9)
+}
+
+/// Median, min and max of a list of times.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(values: &[f64]) -> Self {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        let median = if v.len() % 2 == 1 {
+            v[m]
+        } else {
+            0.5 * (v[m - 1] + v[m])
+        };
+        Self {
+            median,
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+}
+
+/// One line of the table: a stage timed `repeats` times.
+struct Row {
+    name: String,
+    /// Steps in one run of the stage (for µs a step), or None for a figure.
+    steps: Option<usize>,
+    seconds: Vec<f64>,
+    floor_flops: Option<f64>,
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<Row>,
+}
+
+impl Table {
+    fn add(&mut self, name: &str, steps: Option<usize>, seconds: Vec<f64>) {
+        let s = Stats::of(&seconds);
+        eprintln!(
+            "bench: {name}: median {:.4} s (min {:.4}, max {:.4})",
+            s.median, s.min, s.max
+        );
+        self.rows.push(Row {
+            name: name.into(),
+            steps,
+            seconds,
+            floor_flops: None,
+        });
+    }
+
+    fn print(&self, gflops: f64) {
+        println!("| stage | steps | µs a step, median (min–max) | floor µs a step | × floor | s a stage, median (min–max) |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for r in &self.rows {
+            let s = Stats::of(&r.seconds);
+            let (per_step, floor, ratio) = match r.steps {
+                Some(k) => {
+                    let us = |v: f64| v / k as f64 * 1e6;
+                    let per = format!("{:.1} ({:.1}–{:.1})", us(s.median), us(s.min), us(s.max));
+                    match r.floor_flops {
+                        Some(f) => {
+                            let floor_us = f / (gflops * 1e9) * 1e6;
+                            (
+                                per,
+                                format!("{floor_us:.1}"),
+                                format!("{:.2}", us(s.median) / floor_us),
+                            )
+                        }
+                        None => (per, "—".into(), "—".into()),
+                    }
+                }
+                None => ("—".into(), "—".into(), "—".into()),
+            };
+            println!(
+                "| {} | {} | {per_step} | {floor} | {ratio} | {:.4} ({:.4}–{:.4}) |",
+                r.name,
+                r.steps.map_or("—".to_string(), |k| k.to_string()),
+                s.median,
+                s.min,
+                s.max
+            );
+        }
+    }
+
+    fn json(&self, gflops: f64) -> Value {
+        Value::Array(
+            self.rows
+                .iter()
+                .map(|r| {
+                    let s = Stats::of(&r.seconds);
+                    let mut v = json!({
+                        "stage": r.name,
+                        "steps": r.steps,
+                        "seconds": {"median": s.median, "min": s.min, "max": s.max, "all": r.seconds},
+                    });
+                    if let Some(k) = r.steps {
+                        let us = |x: f64| x / k as f64 * 1e6;
+                        v["us_per_step"] =
+                            json!({"median": us(s.median), "min": us(s.min), "max": us(s.max)});
+                        if let Some(f) = r.floor_flops {
+                            let floor_us = f / (gflops * 1e9) * 1e6;
+                            v["flops_per_step"] = json!(f);
+                            v["floor_us_per_step"] = json!(floor_us);
+                            v["ratio_to_floor"] = json!(us(s.median) / floor_us);
+                        }
+                    }
+                    v
+                })
+                .collect(),
+        )
+    }
+
+    fn median(&self, prefix: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.name.starts_with(prefix))
+            .map(|r| Stats::of(&r.seconds).median)
+    }
+}
+
+/// What the figures are drawn from: the pipeline's own outputs.
+struct Pipeline {
+    data: Vec<f32>,
+    denoiser_losses: Vec<f32>,
+    classifier_losses: Vec<f32>,
+    runs: Vec<SampleRun>,
+}
+
+fn notebook_data() -> (Vec<f32>, Vec<u32>) {
+    let lp = toy_data::two_clusters(500, SEED);
+    (
+        lp.points.iter().map(|&v| v as f32).collect(),
+        lp.labels.iter().map(|&l| l as u32).collect(),
+    )
+}
+
+fn sampler_config(n: usize, seed: u64) -> SamplerConfig {
+    SamplerConfig {
+        num_samples: n,
+        snapshot_every: 10,
+        seed,
+        ..SamplerConfig::default()
+    }
+}
+
+/// The five timed stages of the notebook, interleaved: each repeat trains both nets and
+/// samples unguided and guided to each class; the warm-up's nets are the ones sampled.
+fn pipeline_stages(repeats: usize, table: &mut Table) -> anyhow::Result<Pipeline> {
+    let schedule = NoiseSchedule::notebook();
+    let (data, labels) = notebook_data();
+    let den_cfg = DenoiserTraining::default();
+    let clf_cfg = ClassifierTraining::default();
+    let clf_steps = clf_cfg.total_steps(labels.len());
+    let train_den = || -> anyhow::Result<(DenoiserNet, Vec<f32>, f64)> {
+        let start = Instant::now();
+        let (net, losses) = train_denoiser(
+            &data,
+            2,
+            &schedule,
+            &DenoiserConfig::default(),
+            &den_cfg,
+            &mut |_, _| {},
+        )?;
+        Ok((net, losses, start.elapsed().as_secs_f64()))
+    };
+    let train_clf = || -> anyhow::Result<(ClassifierNet, Vec<f32>, f64)> {
+        let start = Instant::now();
+        let (net, losses) = train_classifier(
+            &data,
+            2,
+            &labels,
+            &schedule,
+            &ClassifierConfig::default(),
+            &clf_cfg,
+            &mut |_, _| {},
+        )?;
+        Ok((net, losses, start.elapsed().as_secs_f64()))
+    };
+    eprintln!("bench: warm-up (training both nets once)");
+    let (denoiser, denoiser_losses, _) = train_den()?;
+    let (classifier, classifier_losses, _) = train_clf()?;
+    let sample_once = |guide: Option<u32>, seed: u64| -> anyhow::Result<(SampleRun, f64)> {
+        let config = sampler_config(500, seed);
+        let start = Instant::now();
+        let run = match guide {
+            None => sample(&denoiser, &schedule, None, &config)?,
+            Some(c) => {
+                let g = Guidance::one_class(&classifier, c, 30.0, 500);
+                sample(&denoiser, &schedule, Some(&g), &config)?
+            }
+        };
+        Ok((run, start.elapsed().as_secs_f64()))
+    };
+    for guide in [None, Some(0), Some(1)] {
+        sample_once(guide, SEED)?;
+    }
+    let (mut den_s, mut clf_s, mut ung_s, mut gui_s, mut total_s) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut runs = Vec::new();
+    for r in 0..repeats {
+        eprintln!("bench: pipeline repeat {}/{repeats}", r + 1);
+        let (_, _, d) = train_den()?;
+        let (_, _, c) = train_clf()?;
+        let (u_run, u) = sample_once(None, SEED + 10)?;
+        let (g0_run, g0) = sample_once(Some(0), SEED + 11)?;
+        let (g1_run, g1) = sample_once(Some(1), SEED + 12)?;
+        den_s.push(d);
+        clf_s.push(c);
+        ung_s.push(u);
+        gui_s.extend([g0, g1]);
+        total_s.push(d + c + u + g0 + g1);
+        runs = vec![u_run, g0_run, g1_run];
+    }
+    table.add("denoiser train (batch 128)", Some(den_cfg.steps), den_s);
+    table.add("classifier train (batch 128)", Some(clf_steps), clf_s);
+    table.add("unguided sampling (500 samples)", Some(500), ung_s);
+    table.add(
+        "guided sampling (500 samples, one class; both classes timed)",
+        Some(500),
+        gui_s,
+    );
+    table.add(
+        "the five stages (denoiser, classifier, unguided, guided ×2)",
+        None,
+        total_s,
+    );
+    Ok(Pipeline {
+        data,
+        denoiser_losses,
+        classifier_losses,
+        runs,
+    })
+}
+
+/// Times `f` once to warm up, then `repeats` times.
+fn time_repeats(
+    repeats: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<f64>> {
+    f()?;
+    (0..repeats)
+        .map(|_| {
+            let start = Instant::now();
+            f()?;
+            Ok(start.elapsed().as_secs_f64())
+        })
+        .collect()
+}
+
+fn pairs(flat: &[f32]) -> Vec<(f64, f64)> {
+    flat.chunks_exact(2)
+        .map(|p| (p[0] as f64, p[1] as f64))
+        .collect()
+}
+
+/// The forward snapshots and each figure and GIF of the pipeline, drawn as `cargo xtask all` draws them.
+fn figure_stages(repeats: usize, p: &Pipeline, table: &mut Table) -> anyhow::Result<()> {
+    let schedule = NoiseSchedule::notebook();
+    let x0: Vec<f64> = p.data.iter().map(|&v| v as f64).collect();
+
+    // Forward snapshots every 50 steps.
+    let mut snapshots = Vec::new();
+    let s = time_repeats(repeats, || {
+        let mut rng = StdRng::seed_from_u64(SEED + 100);
+        snapshots = schedule.forward_snapshots(&x0, 50, &mut rng)?;
+        Ok(())
+    })?;
+    table.add("forward snapshots (1000 points, 500 steps)", None, s);
+
+    // Histogram PNG: 1,000 draws of the 1-D mixture with its density.
+    let gmm = toy_data::notebook_gmm_1d();
+    let draws = gmm
+        .sample(1000, &mut StdRng::seed_from_u64(SEED))
+        .column(0)
+        .to_vec();
+    let s = time_repeats(repeats, || {
+        let h = Histogram {
+            title: "Samples drawn from a GMM".into(),
+            x_label: "x".into(),
+            y_label: "density".into(),
+            values: draws.clone(),
+            bins: 50,
+            label: "Generated data (1,000 draws)".into(),
+            color: Color::CORNFLOWER,
+            curves: vec![
+                Curve::from_fn("True density", -5.0, 6.0, 400, Color::RED, |x| {
+                    gmm.pdf(&[x])
+                })
+                .width(3),
+            ],
+            ..Histogram::default()
+        };
+        std::hint::black_box(viz::render_png(&[Panel::Histogram(h)], 1, 900, 600)?);
+        Ok(())
+    })?;
+    table.add("histogram PNG (900×600)", None, s);
+
+    // Schedule PNG: β, ᾱ, SNR of three schedules, 500 steps each.
+    let s = time_repeats(repeats, || {
+        let mut panels: Vec<LineChart> = ["β_t", "ᾱ_t", "SNR_t"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| LineChart {
+                title: (*t).into(),
+                x_label: "step t".into(),
+                y_label: (*t).into(),
+                log_y: i != 1,
+                ..LineChart::default()
+            })
+            .collect();
+        for (name, color) in
+            ScheduleKind::NAMES
+                .iter()
+                .zip([Color::BLUE, Color::ORANGE, Color::GREEN])
+        {
+            let kind: ScheduleKind = name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let s = NoiseSchedule::new(kind, 500)?;
+            let fs: [&dyn Fn(usize) -> f64; 3] =
+                [&|t| s.beta(t), &|t| s.alpha_bar(t), &|t| s.snr(t)];
+            for (panel, f) in panels.iter_mut().zip(fs) {
+                let points = (1..=500).map(|t| (t as f64, f(t))).collect();
+                panel.curves.push(Curve::new(*name, points, color));
+            }
+        }
+        let panels: Vec<Panel> = panels.into_iter().map(Panel::Line).collect();
+        std::hint::black_box(viz::render_png(&panels, 3, 1500, 500)?);
+        Ok(())
+    })?;
+    table.add("schedule PNG (1500×500)", None, s);
+
+    // Loss PNG: both training curves (2,000 and 8,000 points) with moving averages.
+    let s = time_repeats(repeats, || {
+        let panel = |losses: &[f32], color: Color| {
+            let raw: Vec<(f64, f64)> = losses
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| ((i + 1) as f64, l as f64))
+                .collect();
+            let w = (losses.len() / 20).clamp(1, 400);
+            let avg: Vec<(f64, f64)> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, _))| {
+                    let lo = i.saturating_sub(w - 1);
+                    let m = raw[lo..=i].iter().map(|p| p.1).sum::<f64>() / (i + 1 - lo) as f64;
+                    (x, m)
+                })
+                .collect();
+            Panel::Line(LineChart {
+                title: "loss".into(),
+                x_label: "training step".into(),
+                y_label: "loss".into(),
+                curves: vec![
+                    Curve::new("loss per step", raw, color.over(Color::WHITE, 0.3)).width(1),
+                    Curve::new("moving average", avg, color),
+                ],
+                y_range: Some((0.0, 1.2)),
+                ..LineChart::default()
+            })
+        };
+        let panels = [
+            panel(&p.denoiser_losses, Color::BLUE),
+            panel(&p.classifier_losses, Color::ORANGE),
+        ];
+        std::hint::black_box(viz::render_png(&panels, 2, 1400, 560)?);
+        Ok(())
+    })?;
+    table.add("loss PNG (1400×560)", None, s);
+
+    // Forward GIF: 11 frames, 640×600.
+    let original = pairs(&p.data);
+    let axes = ((-4.5, 4.5), (-4.5, 4.5));
+    let s = time_repeats(repeats, || {
+        let frames: Vec<Vec<Panel>> = snapshots
+            .iter()
+            .map(|s| {
+                let pts: Vec<(f64, f64)> = s.points.chunks_exact(2).map(|q| (q[0], q[1])).collect();
+                vec![Panel::Scatter(Scatter {
+                    title: format!("Forward diffusion, t = {}", s.t),
+                    x_label: "x₁".into(),
+                    y_label: "x₂".into(),
+                    x_range: axes.0,
+                    y_range: axes.1,
+                    series: vec![
+                        PointSeries::new("Original", original.clone(), Color::BLUE),
+                        PointSeries::new("Diffused", pts, Color::RED).alpha(0.5),
+                    ],
+                })]
+            })
+            .collect();
+        std::hint::black_box(viz::render_gif(&frames, 1, 640, 600, 7)?);
+        Ok(())
+    })?;
+    table.add(
+        &format!("forward GIF ({} frames, 640×600)", snapshots.len()),
+        None,
+        s,
+    );
+
+    // Guided vs unguided GIF: 51 frames of two panels, 1050×600.
+    let n_frames = p.runs[0].snapshots.len();
+    let s = time_repeats(repeats, || {
+        let frames: Vec<Vec<Panel>> = (0..n_frames)
+            .map(|k| {
+                let base = || {
+                    PointSeries::new("Original data", original.clone(), Color::BLUE)
+                        .alpha(0.25)
+                        .radius(2)
+                };
+                let pts = |run: &SampleRun| pairs(&run.snapshots[k].points);
+                let left = Scatter {
+                    title: format!("Unguided, t = {}", p.runs[0].snapshots[k].t),
+                    x_label: "x₁".into(),
+                    y_label: "x₂".into(),
+                    x_range: axes.0,
+                    y_range: axes.1,
+                    series: vec![
+                        base(),
+                        PointSeries::new("Unguided", pts(&p.runs[0]), Color::GRAY)
+                            .alpha(0.5)
+                            .radius(3),
+                    ],
+                };
+                let mut right = Scatter {
+                    title: "Classifier-guided".into(),
+                    series: vec![base()],
+                    ..left.clone()
+                };
+                for (c, color) in [(1, Color::RED), (2, Color::GREEN)] {
+                    right.series.push(
+                        PointSeries::new(format!("Guided c={}", c - 1), pts(&p.runs[c]), color)
+                            .alpha(0.6)
+                            .radius(3),
+                    );
+                }
+                vec![Panel::Scatter(left), Panel::Scatter(right)]
+            })
+            .collect();
+        std::hint::black_box(viz::render_gif(&frames, 2, 1050, 600, 4)?);
+        Ok(())
+    })?;
+    table.add(
+        &format!("guided/unguided GIF ({n_frames} frames, 1050×600)"),
+        None,
+        s,
+    );
+    Ok(())
+}
+
+/// `--peers`: the PyTorch and JAX references, run now, and their ratios to ours.
+fn peers(table: &Table) -> anyhow::Result<Value> {
+    let peers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers");
+    let peers_dir = if peers_dir.is_dir() {
+        peers_dir
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers")
+    };
+    let venv = std::env::var_os("HOME")
+        .map(|h| Path::new(&h).join(".cache/peers/bin/python"))
+        .filter(|p| p.is_file());
+    let candidates: Vec<PathBuf> = venv.into_iter().chain([PathBuf::from("python3")]).collect();
+    let python = candidates.iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import torch, jax"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let why_not = if !peers_dir.join("torch_ref.py").is_file() {
+        Some(format!(
+            "{} has no torch_ref.py / jax_ref.py",
+            peers_dir.display()
+        ))
+    } else if python.is_none() {
+        Some(format!(
+            "no Python with both torch and jax (tried {}); see shared/peers/README.md to install them",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        println!("\npeers: skipped: {why}");
+        return Ok(json!({"skipped": why}));
+    }
+    let python = python.expect("checked above");
+    let run_peer = |script: &str, extra: &[&str]| -> anyhow::Result<Value> {
+        eprintln!("bench: running {script} {}", extra.join(" "));
+        let out = Command::new(python)
+            .arg(peers_dir.join(script))
+            .args(extra)
+            .output()
+            .with_context(|| format!("running {script}"))?;
+        if !out.status.success() {
+            bail!(
+                "{script} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+        }
+        serde_json::from_slice(&out.stdout).with_context(|| format!("parsing the JSON of {script}"))
+    };
+    let torch = run_peer("torch_ref.py", &["--threads", "1"])?;
+    let jax = run_peer("jax_ref.py", &[])?;
+    let get = |v: &Value, k: &str| v["timings_s"][k].as_f64();
+    let avg = |v: &Value| Some(0.5 * (get(v, "sample_guided_0")? + get(v, "sample_guided_1")?));
+    let five = |v: &Value| {
+        Some(
+            get(v, "denoiser_train")?
+                + get(v, "classifier_train")?
+                + get(v, "sample_unguided")?
+                + get(v, "sample_guided_0")?
+                + get(v, "sample_guided_1")?,
+        )
+    };
+    let stages: [(&str, &str, Option<f64>, Option<f64>); 6] = [
+        (
+            "denoiser train",
+            "denoiser train",
+            get(&torch, "denoiser_train"),
+            get(&jax, "denoiser_train"),
+        ),
+        (
+            "classifier train",
+            "classifier train",
+            get(&torch, "classifier_train"),
+            get(&jax, "classifier_train"),
+        ),
+        (
+            "unguided sampling",
+            "unguided sampling",
+            get(&torch, "sample_unguided"),
+            get(&jax, "sample_unguided"),
+        ),
+        (
+            "guided sampling, one class",
+            "guided sampling",
+            avg(&torch),
+            avg(&jax),
+        ),
+        (
+            "the five stages",
+            "the five stages",
+            five(&torch),
+            five(&jax),
+        ),
+        (
+            "forward snapshots",
+            "forward snapshots",
+            get(&torch, "forward_snapshots"),
+            None,
+        ),
+    ];
+    println!("\n| stage | ours (s, median) | PyTorch 1 thread (s) | PyTorch / ours | JAX warm (s) | JAX / ours |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let f = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.4}"));
+    let mut rows = Vec::new();
+    for (label, prefix, t, j) in stages {
+        let ours = table.median(prefix);
+        let ratio = |p: Option<f64>| match (p, ours) {
+            (Some(p), Some(o)) if o > 0.0 => Some(p / o),
+            _ => None,
+        };
+        println!(
+            "| {label} | {} | {} | {} | {} | {} |",
+            f(ours),
+            f(t),
+            ratio(t).map_or("—".into(), |r| format!("{r:.2}×")),
+            f(j),
+            ratio(j).map_or("—".into(), |r| format!("{r:.2}×"))
+        );
+        rows.push(json!({"stage": label, "ours": ours, "torch": t, "jax": j,
+            "torch_over_ours": ratio(t), "jax_over_ours": ratio(j)}));
+    }
+    Ok(json!({"rows": rows, "torch": torch, "jax": jax}))
+}
+
+/// Peak resident memory of this process (VmHWM), in kB.
+fn vm_hwm_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `--scaling-one N` (the child of `--scaling`): one guided run of N samples × 500 steps
+/// with freshly initialised notebook-shaped nets; prints one JSON line.
+fn scaling_one(n: usize) -> anyhow::Result<()> {
+    let schedule = NoiseSchedule::notebook();
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let (den, _) = init_denoiser(&DenoiserConfig::default(), &mut rng)?;
+    let (clf, _) = init_classifier(&ClassifierConfig::default(), &mut rng)?;
+    let (den, clf) = (den.detached(), clf.detached());
+    let before = vm_hwm_kb();
+    let config = sampler_config(n, SEED);
+    let g = Guidance::one_class(&clf, 1, 30.0, n);
+    let start = Instant::now();
+    let run = sample(&den, &schedule, Some(&g), &config)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let after = vm_hwm_kb();
+    let snapshot_kb = run.snapshots.len() * n * 2 * 4 / 1024;
+    println!(
+        "{}",
+        json!({
+            "n": n,
+            "steps": schedule.num_steps(),
+            "seconds": seconds,
+            "vm_hwm_before_kb": before,
+            "vm_hwm_after_kb": after,
+            "snapshots_kb": snapshot_kb,
+        })
+    );
+    Ok(())
+}
+
+/// `--scaling`: guided sampling at growing sizes, one child process per size and thread count.
+fn scaling() -> anyhow::Result<Value> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let mut rows = Vec::new();
+    println!(
+        "\n| samples | threads | s | µs a sample-step | peak RSS growth (MB) | snapshots (MB) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for n in SCALING_SIZES {
+        let thread_counts: &[usize] = if n >= SCALING_THREADS_FROM {
+            &[1, 2]
+        } else {
+            &[1]
+        };
+        for &threads in thread_counts {
+            eprintln!("bench: scaling {n} samples, {threads} thread(s)");
+            let out = Command::new(&exe)
+                .args(["bench", "--scaling-one", &n.to_string()])
+                .env("RAYON_NUM_THREADS", threads.to_string())
+                .output()
+                .context("running the scaling child")?;
+            if !out.status.success() {
+                bail!(
+                    "scaling child for n = {n} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text.lines().last().unwrap_or("");
+            let mut v: Value = serde_json::from_str(line)
+                .with_context(|| format!("parsing the scaling child's output '{line}'"))?;
+            let secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
+            let per = secs / (n as f64 * 500.0) * 1e6;
+            let growth = match (
+                v["vm_hwm_after_kb"].as_f64(),
+                v["vm_hwm_before_kb"].as_f64(),
+            ) {
+                (Some(a), Some(b)) => (a - b) / 1024.0,
+                _ => f64::NAN,
+            };
+            let snaps = v["snapshots_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0;
+            println!("| {n} | {threads} | {secs:.3} | {per:.4} | {growth:.1} | {snaps:.1} |");
+            v["threads"] = json!(threads);
+            v["us_per_sample_step"] = json!(per);
+            v["peak_rss_growth_mb"] = json!(growth);
+            rows.push(v);
+        }
+    }
+    Ok(Value::Array(rows))
+}
