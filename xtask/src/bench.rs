@@ -53,8 +53,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     eprintln!("bench: candle 128×128×128 f32 matmul, 1 thread: {gflops:.1} GFLOP/s");
 
     let mut table = Table::default();
-    let pipeline = pipeline_stages(repeats, &mut table)?;
-    figure_stages(repeats, &pipeline, &mut table)?;
+    const GROUPS: [&str; 5] = ["denoiser", "classifier", "unguided", "guided", "figures"];
+    if let Some(bad) = args.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
+        bail!("--only {bad}: the groups are {}", GROUPS.join(", "));
+    }
+    let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
+    let pipeline = pipeline_stages(repeats, &wanted, &mut table)?;
+    if wanted("figures") {
+        figure_stages(repeats, &pipeline, &mut table)?;
+    }
 
     // Floors.
     let den = DenoiserConfig::default();
@@ -214,6 +221,8 @@ struct Row {
     /// Steps in one run of the stage (for µs a step), or None for a figure.
     steps: Option<usize>,
     seconds: Vec<f64>,
+    /// CPU time of the whole process over the same runs (all threads), when the OS reports it.
+    cpu: Vec<f64>,
     floor_flops: Option<f64>,
 }
 
@@ -223,7 +232,9 @@ struct Table {
 }
 
 impl Table {
-    fn add(&mut self, name: &str, steps: Option<usize>, seconds: Vec<f64>) {
+    fn add(&mut self, name: &str, steps: Option<usize>, times: Vec<Timed>) {
+        let seconds: Vec<f64> = times.iter().map(|t| t.wall).collect();
+        let cpu: Vec<f64> = times.iter().filter_map(|t| t.cpu).collect();
         let s = Stats::of(&seconds);
         eprintln!(
             "bench: {name}: median {:.4} s (min {:.4}, max {:.4})",
@@ -232,14 +243,15 @@ impl Table {
         self.rows.push(Row {
             name: name.into(),
             steps,
+            cpu: if cpu.len() == seconds.len() { cpu } else { Vec::new() },
             seconds,
             floor_flops: None,
         });
     }
 
     fn print(&self, gflops: f64) {
-        println!("| stage | steps | µs a step, median (min–max) | floor µs a step | × floor | s a stage, median (min–max) |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        println!("| stage | steps | µs a step, median (min–max) | floor µs a step | × floor | s a stage, median (min–max) | CPU s, median |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         for r in &self.rows {
             let s = Stats::of(&r.seconds);
             let (per_step, floor, ratio) = match r.steps {
@@ -260,8 +272,13 @@ impl Table {
                 }
                 None => ("—".into(), "—".into(), "—".into()),
             };
+            let cpu = if r.cpu.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.4}", Stats::of(&r.cpu).median)
+            };
             println!(
-                "| {} | {} | {per_step} | {floor} | {ratio} | {:.4} ({:.4}–{:.4}) |",
+                "| {} | {} | {per_step} | {floor} | {ratio} | {:.4} ({:.4}–{:.4}) | {cpu} |",
                 r.name,
                 r.steps.map_or("—".to_string(), |k| k.to_string()),
                 s.median,
@@ -282,6 +299,10 @@ impl Table {
                         "steps": r.steps,
                         "seconds": {"median": s.median, "min": s.min, "max": s.max, "all": r.seconds},
                     });
+                    if !r.cpu.is_empty() {
+                        let c = Stats::of(&r.cpu);
+                        v["cpu_seconds"] = json!({"median": c.median, "min": c.min, "max": c.max});
+                    }
                     if let Some(k) = r.steps {
                         let us = |x: f64| x / k as f64 * 1e6;
                         v["us_per_step"] =
@@ -334,51 +355,55 @@ fn sampler_config(n: usize, seed: u64) -> SamplerConfig {
 
 /// The five timed stages of the notebook, interleaved: each repeat trains both nets and
 /// samples unguided and guided to each class; the warm-up's nets are the ones sampled.
-fn pipeline_stages(repeats: usize, table: &mut Table) -> anyhow::Result<Pipeline> {
+fn pipeline_stages(
+    repeats: usize,
+    wanted: &dyn Fn(&str) -> bool,
+    table: &mut Table,
+) -> anyhow::Result<Pipeline> {
     let schedule = NoiseSchedule::notebook();
     let (data, labels) = notebook_data();
     let den_cfg = DenoiserTraining::default();
     let clf_cfg = ClassifierTraining::default();
     let clf_steps = clf_cfg.total_steps(labels.len());
-    let train_den = || -> anyhow::Result<(DenoiserNet, Vec<f32>, f64)> {
-        let start = Instant::now();
-        let (net, losses) = train_denoiser(
-            &data,
-            2,
-            &schedule,
-            &DenoiserConfig::default(),
-            &den_cfg,
-            &mut |_, _| {},
-        )?;
-        Ok((net, losses, start.elapsed().as_secs_f64()))
+    let train_den = || -> anyhow::Result<((DenoiserNet, Vec<f32>), Timed)> {
+        timed(|| {
+            Ok(train_denoiser(
+                &data,
+                2,
+                &schedule,
+                &DenoiserConfig::default(),
+                &den_cfg,
+                &mut |_, _| {},
+            )?)
+        })
     };
-    let train_clf = || -> anyhow::Result<(ClassifierNet, Vec<f32>, f64)> {
-        let start = Instant::now();
-        let (net, losses) = train_classifier(
-            &data,
-            2,
-            &labels,
-            &schedule,
-            &ClassifierConfig::default(),
-            &clf_cfg,
-            &mut |_, _| {},
-        )?;
-        Ok((net, losses, start.elapsed().as_secs_f64()))
+    let train_clf = || -> anyhow::Result<((ClassifierNet, Vec<f32>), Timed)> {
+        timed(|| {
+            Ok(train_classifier(
+                &data,
+                2,
+                &labels,
+                &schedule,
+                &ClassifierConfig::default(),
+                &clf_cfg,
+                &mut |_, _| {},
+            )?)
+        })
     };
     eprintln!("bench: warm-up (training both nets once)");
-    let (denoiser, denoiser_losses, _) = train_den()?;
-    let (classifier, classifier_losses, _) = train_clf()?;
-    let sample_once = |guide: Option<u32>, seed: u64| -> anyhow::Result<(SampleRun, f64)> {
+    let ((denoiser, denoiser_losses), _) = train_den()?;
+    let ((classifier, classifier_losses), _) = train_clf()?;
+    let sample_once = |guide: Option<u32>, seed: u64| -> anyhow::Result<(SampleRun, Timed)> {
         let config = sampler_config(500, seed);
-        let start = Instant::now();
-        let run = match guide {
-            None => sample(&denoiser, &schedule, None, &config)?,
-            Some(c) => {
-                let g = Guidance::one_class(&classifier, c, 30.0, 500);
-                sample(&denoiser, &schedule, Some(&g), &config)?
-            }
-        };
-        Ok((run, start.elapsed().as_secs_f64()))
+        timed(|| {
+            Ok(match guide {
+                None => sample(&denoiser, &schedule, None, &config)?,
+                Some(c) => {
+                    let g = Guidance::one_class(&classifier, c, 30.0, 500);
+                    sample(&denoiser, &schedule, Some(&g), &config)?
+                }
+            })
+        })
     };
     for guide in [None, Some(0), Some(1)] {
         sample_once(guide, SEED)?;
@@ -386,33 +411,72 @@ fn pipeline_stages(repeats: usize, table: &mut Table) -> anyhow::Result<Pipeline
     let (mut den_s, mut clf_s, mut ung_s, mut gui_s, mut total_s) =
         (vec![], vec![], vec![], vec![], vec![]);
     let mut runs = Vec::new();
+    let all = ["denoiser", "classifier", "unguided", "guided"]
+        .iter()
+        .all(|g| wanted(g));
     for r in 0..repeats {
         eprintln!("bench: pipeline repeat {}/{repeats}", r + 1);
-        let (_, _, d) = train_den()?;
-        let (_, _, c) = train_clf()?;
-        let (u_run, u) = sample_once(None, SEED + 10)?;
-        let (g0_run, g0) = sample_once(Some(0), SEED + 11)?;
-        let (g1_run, g1) = sample_once(Some(1), SEED + 12)?;
-        den_s.push(d);
-        clf_s.push(c);
-        ung_s.push(u);
-        gui_s.extend([g0, g1]);
-        total_s.push(d + c + u + g0 + g1);
-        runs = vec![u_run, g0_run, g1_run];
+        let zero = Timed {
+            wall: 0.0,
+            cpu: Some(0.0),
+        };
+        let mut total = zero;
+        if wanted("denoiser") {
+            let (_, d) = train_den()?;
+            den_s.push(d);
+            total = total.plus(d);
+        }
+        if wanted("classifier") {
+            let (_, c) = train_clf()?;
+            clf_s.push(c);
+            total = total.plus(c);
+        }
+        let (u_run, u) = if wanted("unguided") || wanted("figures") {
+            sample_once(None, SEED + 10)?
+        } else {
+            (SampleRun { dim: 2, snapshots: Vec::new() }, zero)
+        };
+        if wanted("unguided") {
+            ung_s.push(u);
+            total = total.plus(u);
+        }
+        let mut guided = Vec::new();
+        if wanted("guided") || wanted("figures") {
+            for c in [0, 1] {
+                let (run, g) = sample_once(Some(c), SEED + 11 + c as u64)?;
+                if wanted("guided") {
+                    gui_s.push(g);
+                    total = total.plus(g);
+                }
+                guided.push(run);
+            }
+        }
+        total_s.push(total);
+        runs = std::iter::once(u_run).chain(guided).collect();
     }
-    table.add("denoiser train (batch 128)", Some(den_cfg.steps), den_s);
-    table.add("classifier train (batch 128)", Some(clf_steps), clf_s);
-    table.add("unguided sampling (500 samples)", Some(500), ung_s);
-    table.add(
-        "guided sampling (500 samples, one class; both classes timed)",
-        Some(500),
-        gui_s,
-    );
-    table.add(
-        "the five stages (denoiser, classifier, unguided, guided ×2)",
-        None,
-        total_s,
-    );
+    let rows: [(&str, &str, Option<usize>, Vec<Timed>); 4] = [
+        ("denoiser", "denoiser train (batch 128)", Some(den_cfg.steps), den_s),
+        ("classifier", "classifier train (batch 128)", Some(clf_steps), clf_s),
+        ("unguided", "unguided sampling (500 samples)", Some(500), ung_s),
+        (
+            "guided",
+            "guided sampling (500 samples, one class; both classes timed)",
+            Some(500),
+            gui_s,
+        ),
+    ];
+    for (group, name, steps, times) in rows {
+        if wanted(group) {
+            table.add(name, steps, times);
+        }
+    }
+    if all {
+        table.add(
+            "the five stages (denoiser, classifier, unguided, guided ×2)",
+            None,
+            total_s,
+        );
+    }
     Ok(Pipeline {
         data,
         denoiser_losses,
@@ -421,19 +485,67 @@ fn pipeline_stages(repeats: usize, table: &mut Table) -> anyhow::Result<Pipeline
     })
 }
 
+/// Nanoseconds this process has run on a CPU, all its threads (live and exited) together.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn cpu_ns() -> Option<u64> {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec (two 64-bit fields on 64-bit Linux).
+    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn cpu_ns() -> Option<u64> {
+    None
+}
+
+/// Wall and CPU seconds of one run.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    wall: f64,
+    cpu: Option<f64>,
+}
+
+impl Timed {
+    fn plus(self, o: Timed) -> Timed {
+        Timed {
+            wall: self.wall + o.wall,
+            cpu: self.cpu.zip(o.cpu).map(|(a, b)| a + b),
+        }
+    }
+}
+
+/// Runs `f` and times it, wall clock and CPU.
+fn timed<R>(f: impl FnOnce() -> anyhow::Result<R>) -> anyhow::Result<(R, Timed)> {
+    let cpu0 = cpu_ns();
+    let start = Instant::now();
+    let r = f()?;
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = cpu0
+        .zip(cpu_ns())
+        .map(|(a, b)| b.saturating_sub(a) as f64 * 1e-9);
+    Ok((r, Timed { wall, cpu }))
+}
+
 /// Times `f` once to warm up, then `repeats` times.
 fn time_repeats(
     repeats: usize,
     mut f: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<Vec<Timed>> {
     f()?;
-    (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            f()?;
-            Ok(start.elapsed().as_secs_f64())
-        })
-        .collect()
+    (0..repeats).map(|_| Ok(timed(&mut f)?.1)).collect()
 }
 
 fn pairs(flat: &[f32]) -> Vec<(f64, f64)> {

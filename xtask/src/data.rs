@@ -265,6 +265,28 @@ impl Prepared {
             .has_headers(true)
             .from_path(&data_path)
             .with_context(|| format!("cannot read '{}'", data_path.display()))?;
+        let header = reader
+            .headers()
+            .map_err(|e| bad(1, &e.to_string()))?
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_string())
+            .collect::<Vec<_>>();
+        let expected = [
+            meta.column_names[0].as_str(),
+            meta.column_names[1].as_str(),
+            "class",
+            "split",
+        ];
+        if header != expected {
+            return Err(bad(
+                1,
+                &format!(
+                    "the header is {} but {META_FILE} describes columns {}: the checkpoint folder mixes two runs; retrain",
+                    header.join(","),
+                    expected.join(",")
+                ),
+            ));
+        }
         let (mut values, mut labels, mut heldout) = (Vec::new(), Vec::new(), Vec::new());
         for (i, record) in reader.records().enumerate() {
             let line = i + 2;

@@ -40,7 +40,7 @@ pub struct QualityArgs {
     #[arg(long, value_name = "DIR", default_value = "target/quality")]
     pub out: PathBuf,
     /// Seed of every random draw
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
     /// Only these built-in sets (comma-separated) [default: all of them]
     #[arg(long, value_name = "NAME,…", value_delimiter = ',', value_parser = parse_dataset)]
@@ -53,15 +53,15 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Seed of every random draw
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
     /// Keep a snapshot every this many steps
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
+    #[arg(long, default_value_t = 50, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
     pub every: usize,
     #[command(flatten)]
     pub data: DataArgs,
     /// Number of diffusion steps T
-    #[arg(long = "T", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
+    #[arg(long = "T", default_value_t = 500, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
     pub steps: usize,
 }
 
@@ -71,24 +71,24 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Seed of the data, the initial weights, the batches and the noise
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
-    /// Denoiser training steps, one batch each [default: 2000 for two-clusters, else 10000]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|v| v as usize))]
+    /// Denoiser training steps, one batch each [default: 2000 for two-clusters, else 20000]
+    #[arg(long, value_parser = whole(1, 10_000_000), allow_negative_numbers = true)]
     pub steps: Option<usize>,
     /// Classifier epochs, shuffled passes over the data [default: 1000 for two-clusters,
     /// else about 8000 steps' worth]
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    #[arg(long, value_parser = whole(1, 1_000_000), allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
     pub net: NetArgs,
     /// Batch size of both
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    #[arg(long, default_value_t = 128, value_parser = whole(1, 1_000_000), allow_negative_numbers = true)]
     pub batch: usize,
     /// Adam learning rate of both
-    #[arg(long, default_value_t = 1e-3, value_parser = parse_lr)]
+    #[arg(long, default_value_t = 1e-3, value_parser = parse_lr, allow_negative_numbers = true)]
     pub lr: f64,
 }
 
@@ -101,19 +101,20 @@ pub struct SampleArgs {
     #[arg(long, value_name = "DIR")]
     pub checkpoints: Option<PathBuf>,
     /// Samples per run
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1_000_000).map(|v| v as usize))]
+    #[arg(long, default_value_t = 500, value_parser = whole(1, 1_000_000), allow_negative_numbers = true)]
     pub n: usize,
-    /// Guidance scale s (the guided mean gets s·σ_t²·∇ log p(y | x_t, t))
-    #[arg(long, default_value_t = 30.0, value_parser = parse_scale)]
-    pub scale: f64,
+    /// Guidance scale s: the guided mean gets s·σ_t²·∇ log p(y | x_t, t)
+    /// [default: 30 (the notebook's) for two-clusters, else 5]
+    #[arg(long, value_parser = parse_scale, allow_negative_numbers = true)]
+    pub scale: Option<f64>,
     /// Keep a snapshot (a GIF frame) every this many steps
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000).map(|v| v as usize))]
+    #[arg(long, default_value_t = 10, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
     pub snapshot_every: usize,
     /// Variance of each reverse step: beta (the notebook's) or posterior (β̃_t)
     #[arg(long, value_enum, default_value_t = VarianceArg::Beta)]
     pub variance: VarianceArg,
     /// Seed of x_T and the noise of every step
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
 }
 
@@ -131,7 +132,7 @@ pub struct DataArgs {
     #[arg(long, value_name = "NAME", value_parser = parse_dataset, conflicts_with = "data")]
     pub dataset: Option<toy_data::BuiltinSet>,
     /// Points to generate for a built-in set [default: the set's own size]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..=1_000_000).map(|v| v as usize), conflicts_with = "data")]
+    #[arg(long, value_name = "N", value_parser = whole(2, 1_000_000), allow_negative_numbers = true, conflicts_with = "data")]
     pub n_data: Option<usize>,
     /// Your own CSV file (with a header row) instead of a built-in set
     #[arg(long, value_name = "FILE.csv", requires = "columns")]
@@ -155,11 +156,11 @@ fn parse_dataset(s: &str) -> Result<toy_data::BuiltinSet, String> {
 /// network for two-clusters, a larger one for everything else).
 #[derive(Debug, Clone, Default, Args)]
 pub struct NetArgs {
-    /// Units per hidden layer of the denoiser [default: 128 for two-clusters, else 256]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096).map(|v| v as usize))]
+    /// Units per hidden layer of the denoiser [default: 128]
+    #[arg(long, value_name = "N", value_parser = whole(1, 4096), allow_negative_numbers = true)]
     pub width: Option<usize>,
     /// Hidden layers of the denoiser [default: 2 for two-clusters, else 3]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16).map(|v| v as usize))]
+    #[arg(long, value_name = "N", value_parser = whole(1, 16), allow_negative_numbers = true)]
     pub depth: Option<usize>,
     /// Activation of the denoiser: relu or silu [default: relu for two-clusters, else silu]
     #[arg(long, value_enum)]
@@ -180,6 +181,20 @@ pub enum ActivationArg {
 pub enum TimeInputArg {
     Scaled,
     Sinusoidal,
+}
+
+/// A parser of whole numbers from `lo` to `hi` whose error names what is allowed.
+fn whole(lo: usize, hi: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync {
+    move |s: &str| match s.trim().parse::<usize>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not allowed: use a whole number from {lo} to {hi}")),
+    }
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    s.trim().parse::<u64>().map_err(|_| {
+        format!("'{s}' is not allowed: use a whole number from 0 to {}", u64::MAX)
+    })
 }
 
 fn parse_lr(s: &str) -> Result<f64, String> {
@@ -210,7 +225,7 @@ pub struct GmmArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Seed of every random draw
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
     /// Fit a column of your own CSV file (with a header) instead of the notebook's data
     #[arg(long, value_name = "FILE.csv", requires = "column")]
@@ -229,8 +244,14 @@ pub struct AllArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Seed of every random draw
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
+    /// Denoiser training steps [default: 2000 for two-clusters, else 20000]
+    #[arg(long, value_parser = whole(1, 10_000_000), allow_negative_numbers = true)]
+    pub steps: Option<usize>,
+    /// Classifier epochs [default: 1000 for two-clusters, else about 8000 steps' worth]
+    #[arg(long, value_parser = whole(1, 1_000_000), allow_negative_numbers = true)]
+    pub epochs: Option<usize>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -251,6 +272,9 @@ pub struct BenchArgs {
     /// Also time guided sampling of 500 to 100,000 samples (seconds, memory, threads)
     #[arg(long)]
     pub scaling: bool,
+    /// Only these stage groups (comma-separated): denoiser, classifier, unguided, guided, figures
+    #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Internal: one scaling run of N samples in this process, printed as JSON
     #[arg(long, value_name = "N", hide = true)]
     pub scaling_one: Option<usize>,

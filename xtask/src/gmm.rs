@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use ndarray::Array2;
 use rand::{rngs::StdRng, SeedableRng};
 use serde_json::json;
@@ -35,6 +35,19 @@ pub fn run(args: &GmmArgs) -> anyhow::Result<()> {
                 KChoice::Auto => 1,
             };
             require_rows(values.len(), k_check)?;
+            let distinct = distinct_values(&values);
+            if distinct < 2 {
+                bail!(
+                    "column \"{column}\" of {} is constant (every value is {}): a fit needs at least two distinct values",
+                    path.display(),
+                    values[0]
+                );
+            }
+            if k_check > distinct {
+                bail!(
+                    "column \"{column}\" has only {distinct} distinct values: --k {k_check} needs at least {k_check}; use a smaller --k or auto"
+                );
+            }
             user_data(&out, &values, column, args, &mut timings)?;
         }
         _ => notebook(&out, args, &mut timings)?,
@@ -133,13 +146,19 @@ fn fit_and_report(
     let data: Array2<f64> = column_matrix(values);
     let normal = fit_normal(data.view())?;
     let fit = if k == 0 {
-        choose_k_by_bic(data.view(), MAX_K.min(values.len()), seed)?
+        choose_k_by_bic(data.view(), MAX_K.min(distinct_values(values)), seed)?
     } else {
         fit_mixture(data.view(), &EmConfig::new(k).with_seed(seed))?
     };
     let k = fit.mixture.n_components();
     println!("Normal fit: {normal}");
     println!("GMM fit:    {fit}");
+
+    // The notebook's open TODO: the cost and the fit of a Normal against GMMs. (Computed
+    // before any file is written: no more components than distinct values.)
+    let max_k = 4.max(k).min(distinct_values(values));
+    let comparison = compare_models(data.view(), max_k, COMPARISON_REPEATS, seed)
+        .context("comparing the Normal with mixtures")?;
 
     let (lo, hi) = padded_range(values);
     let figure = Histogram {
@@ -169,10 +188,6 @@ fn fit_and_report(
     let path = out.write(figure_name, &png(figure)?)?;
     println!("wrote {}", path.display());
 
-    // The notebook's open TODO: the cost and the fit of a Normal against GMMs.
-    let max_k = 4.max(k).min(values.len());
-    let comparison = compare_models(data.view(), max_k, COMPARISON_REPEATS, seed)
-        .context("comparing the Normal with mixtures")?;
     print_comparison(&comparison);
     write_comparison(out, &comparison, timings)?;
     Ok(fit)
@@ -220,6 +235,14 @@ fn write_comparison(out: &OutDir, c: &Comparison, timings: &mut Timings) -> anyh
 
 fn density_curve(label: &str, m: &GaussianMixture, (lo, hi): (f64, f64), color: Color) -> Curve {
     Curve::from_fn(label, lo, hi, 400, color, |x| m.pdf(&[x])).width(3)
+}
+
+/// How many different values a column holds (a mixture cannot have more components).
+fn distinct_values(values: &[f64]) -> usize {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v.len()
 }
 
 fn padded_range(values: &[f64]) -> (f64, f64) {

@@ -35,10 +35,7 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // One line: clap's first line, without its usage block.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
+            eprintln!("{}", clap_one_line(&e));
             return ExitCode::from(2);
         }
     };
@@ -63,8 +60,71 @@ fn try_main(cli: flags::Cli) -> anyhow::Result<()> {
     }
 }
 
-/// An error and its causes on one line: "context: cause: cause".
+/// An error and its causes on one line: "context: cause: cause". A cause whose text
+/// its parent already shows (an I/O error that prints its source) is not repeated.
 fn one_line(e: &anyhow::Error) -> String {
-    let text = format!("{e:#}");
-    text.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        if parts.last().is_some_and(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
+/// A clap error on one line: its first line, what is allowed where clap knows it (the
+/// names of a `--variance`-style flag, the sub-commands), a suggestion, "see --help".
+fn clap_one_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    let strings = |kind| match e.get(kind) {
+        Some(ContextValue::Strings(v)) if !v.is_empty() => Some(v.join(", ")),
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let missing = matches!(
+        e.kind(),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    let mut line = if missing {
+        // clap's first line would be the program's description.
+        "error: a sub-command is required".to_string()
+    } else {
+        let text = e.to_string();
+        let mut lines = text.lines();
+        let mut first = lines
+            .next()
+            .unwrap_or("error: invalid arguments")
+            .trim_end()
+            .to_string();
+        // "the following required arguments were not provided:" lists them below.
+        if first.ends_with(':') {
+            let listed: Vec<&str> = lines
+                .map(str::trim)
+                .take_while(|l| !l.is_empty())
+                .collect();
+            first = format!("{first} {}", listed.join(", "));
+        }
+        first
+    };
+    if let Some(allowed) = strings(ContextKind::ValidValue) {
+        line.push_str(&format!("; allowed: {allowed}"));
+    }
+    if missing || e.kind() == ErrorKind::InvalidSubcommand {
+        let names: Vec<String> = flags::Cli::command()
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| c.get_name().to_string())
+            .collect();
+        line.push_str(&format!("; allowed: {}", names.join(", ")));
+    }
+    for kind in [ContextKind::SuggestedSubcommand, ContextKind::SuggestedArg] {
+        if let Some(similar) = strings(kind) {
+            line.push_str(&format!("; did you mean {similar}?"));
+        }
+    }
+    format!("{line} (see --help)")
 }

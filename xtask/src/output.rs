@@ -14,13 +14,29 @@ pub struct OutDir {
 }
 
 impl OutDir {
-    /// Checks that `root` is, or can become, a folder. Nothing is written yet.
+    /// Checks that `root` is, or can become, a folder: it is one, or its nearest
+    /// existing ancestor is one. Nothing is written or created yet (the folder is
+    /// created by the first write), so a run that fails on bad input leaves no trace.
     pub fn new(root: &Path) -> anyhow::Result<Self> {
         if root.exists() && !root.is_dir() {
             bail!(
                 "output path '{}' is a file: --out must be a folder (it is created if missing)",
                 root.display()
             );
+        }
+        // A folder cannot be created under a file: say so now, not after the work.
+        let mut ancestor = root.parent();
+        while let Some(dir) = ancestor.filter(|d| !d.as_os_str().is_empty()) {
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => break,
+                Ok(_) => bail!(
+                    "output folder '{}' cannot be created: '{}' is a file, not a folder",
+                    root.display(),
+                    dir.display()
+                ),
+                // Missing (or below a file, which a higher ancestor reveals): go up.
+                Err(_) => ancestor = dir.parent(),
+            }
         }
         Ok(Self {
             root: root.to_path_buf(),

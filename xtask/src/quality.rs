@@ -49,7 +49,7 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<()> {
             out: Some(folder.clone()),
             checkpoints: None,
             n: 500,
-            scale: 30.0,
+            scale: None,
             snapshot_every: 10,
             variance: VarianceArg::Beta,
             seed: args.seed,

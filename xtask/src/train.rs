@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use models::{
     accuracy_curve, accuracy_on, bayes_accuracy_closed_form, denoiser_loss_floor, train_classifier,
     train_denoiser, Activation, ClassifierConfig, ClassifierNet, ClassifierTraining,
-    DenoiserConfig, DenoiserTraining, ExactMixture, NoisyClassifier, NoisyTestSet, TimeEncoding,
+    DenoiserConfig, DenoiserTraining, ExactMixture, LrSchedule, NoisyClassifier, NoisyTestSet, TimeEncoding,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -70,7 +70,7 @@ pub fn denoiser_config(net: &NetArgs, notebook: bool, num_steps: usize) -> Denoi
     });
     DenoiserConfig {
         dim: 2,
-        hidden_width: net.width.unwrap_or(if notebook { 128 } else { 256 }),
+        hidden_width: net.width.unwrap_or(128),
         hidden_layers: net.depth.unwrap_or(if notebook { 2 } else { 3 }),
         num_steps,
         activation: match activation {
@@ -95,10 +95,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let notebook = data.meta.is_notebook();
     let net_config = denoiser_config(&args.net, notebook, schedule.num_steps());
     let denoiser_cfg = DenoiserTraining {
-        steps: args.steps.unwrap_or(if notebook { 2000 } else { 10_000 }),
+        steps: args.steps.unwrap_or(if notebook { 2000 } else { 20_000 }),
         batch_size: args.batch,
         learning_rate: args.lr,
         seed: seeds.denoiser,
+        // The notebook's constant rate for its own data; a cosine decay elsewhere lets
+        // the final weights settle (sharper samples on thin shapes like moons and spirals).
+        lr_schedule: if notebook {
+            LrSchedule::Constant
+        } else {
+            LrSchedule::Cosine
+        },
     };
     let x0 = data.train_standardised();
     let n_train = data.meta.n_train;

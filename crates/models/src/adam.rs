@@ -9,8 +9,10 @@
 //! The one difference: moments that become subnormal are set to 0 (see [`flush_subnormal`]).
 //! A test checks it against candle's `AdamW` (weight decay 0), bit for bit.
 
+use std::cell::RefCell;
+
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor, Var};
 
 /// x, or 0 when |x| is subnormal (below f32::MIN_POSITIVE ≈ 1.2e-38).
 ///
@@ -28,10 +30,13 @@ fn flush_subnormal(x: f32) -> f32 {
 }
 
 /// Adam's hyper-parameters: Flux's and candle's defaults β = (0.9, 0.999), ε = 1e-8.
+///
+/// The moments live on the host; θ is updated in place in each `Var`'s own storage (an
+/// [`InplaceOp1`]), and the gradient is read from the gradient tensor's storage, so a step
+/// copies and allocates nothing.
 pub(crate) struct Adam {
     vars: Vec<Var>,
-    /// Host copies of θ, m and v per parameter (row-major).
-    theta: Vec<Vec<f32>>,
+    /// Host m and v per parameter (row-major).
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     step: i32,
@@ -41,19 +46,75 @@ pub(crate) struct Adam {
     eps: f64,
 }
 
+/// The f32 constants of one step, as candle's affine ops see them: computed in f64, applied in f32.
+#[derive(Clone, Copy)]
+struct Scalars {
+    b1: f32,
+    one_minus_b1: f32,
+    b2: f32,
+    one_minus_b2: f32,
+    scale_m: f32,
+    scale_v: f32,
+    eps: f32,
+    lr: f32,
+}
+
+/// One parameter's update, applied in place to its storage.
+struct Apply<'a> {
+    grad: &'a [f32],
+    m: RefCell<&'a mut [f32]>,
+    v: RefCell<&'a mut [f32]>,
+    s: Scalars,
+}
+
+impl InplaceOp1 for Apply<'_> {
+    fn name(&self) -> &'static str {
+        "adam-update"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("adam: parameters must be f32");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("adam: parameters must be contiguous");
+        };
+        let theta = &mut data[start..end];
+        let (mut m, mut v) = (self.m.borrow_mut(), self.v.borrow_mut());
+        if theta.len() != self.grad.len() || m.len() != theta.len() || v.len() != theta.len() {
+            candle_core::bail!("adam: a gradient and its parameter differ in size");
+        }
+        update(theta, &mut m, &mut v, self.grad, self.s);
+        Ok(())
+    }
+}
+
+crate::fused::multiversion! {
+    /// The element-wise update; zipped iterators (no bounds checks) so the loop vectorises.
+    fn update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32], s: Scalars) {
+        for (((t, m), v), &g) in theta
+            .iter_mut()
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+            .zip(grad.iter())
+        {
+            *m = flush_subnormal(*m * s.b1 + g * s.one_minus_b1);
+            *v = flush_subnormal(*v * s.b2 + (g * g) * s.one_minus_b2);
+            let m_hat = *m * s.scale_m;
+            let v_hat = *v * s.scale_v;
+            *t -= (m_hat / (v_hat.sqrt() + s.eps)) * s.lr;
+        }
+    }
+}
+
 impl Adam {
     /// An optimiser over `vars` with learning rate `lr`; moments start at zero.
     pub(crate) fn new(vars: Vec<Var>, lr: f64) -> candle_core::Result<Self> {
-        let theta = vars
-            .iter()
-            .map(|v| v.as_tensor().flatten_all()?.to_vec1::<f32>())
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let zeros: Vec<Vec<f32>> = theta.iter().map(|t| vec![0.0; t.len()]).collect();
+        let zeros: Vec<Vec<f32>> = vars.iter().map(|v| vec![0.0; v.elem_count()]).collect();
         Ok(Self {
             vars,
             m: zeros.clone(),
             v: zeros,
-            theta,
             step: 0,
             lr,
             beta1: 0.9,
@@ -62,40 +123,68 @@ impl Adam {
         })
     }
 
+    /// Sets the learning rate of the next updates (for a schedule).
+    pub(crate) fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// The step counter advanced, and the constants of the new step.
+    fn next_step(&mut self) -> Scalars {
+        self.step += 1;
+        Scalars {
+            b1: self.beta1 as f32,
+            one_minus_b1: (1.0 - self.beta1) as f32,
+            b2: self.beta2 as f32,
+            one_minus_b2: (1.0 - self.beta2) as f32,
+            scale_m: (1.0 / (1.0 - self.beta1.powi(self.step))) as f32,
+            scale_v: (1.0 / (1.0 - self.beta2.powi(self.step))) as f32,
+            eps: self.eps as f32,
+            lr: self.lr as f32,
+        }
+    }
+
+    /// Updates parameter k in place from its gradient.
+    fn apply(&mut self, k: usize, grad: &[f32], s: Scalars) -> candle_core::Result<()> {
+        let (m, v) = (&mut self.m[k], &mut self.v[k]);
+        self.vars[k].as_tensor().inplace_op1(&Apply {
+            grad,
+            m: RefCell::new(m),
+            v: RefCell::new(v),
+            s,
+        })
+    }
+
     /// One update from the gradients of a backward pass; parameters without a gradient are left alone.
     pub(crate) fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        self.step += 1;
-        // The scalars as candle's affine ops see them: computed in f64, applied in f32.
-        let b1 = self.beta1 as f32;
-        let one_minus_b1 = (1.0 - self.beta1) as f32;
-        let b2 = self.beta2 as f32;
-        let one_minus_b2 = (1.0 - self.beta2) as f32;
-        let scale_m = (1.0 / (1.0 - self.beta1.powi(self.step))) as f32;
-        let scale_v = (1.0 / (1.0 - self.beta2.powi(self.step))) as f32;
-        let eps = self.eps as f32;
-        let lr = self.lr as f32;
-        for (k, var) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
+        let s = self.next_step();
+        for k in 0..self.vars.len() {
+            let Some(g) = grads.get(self.vars[k].as_tensor()) else {
                 continue;
             };
-            let g = g.flatten_all()?.to_vec1::<f32>()?;
-            let theta = &mut self.theta[k];
-            // Zipped iterators (no bounds checks) so the loop vectorises.
-            for (((t, m), v), &g) in theta
-                .iter_mut()
-                .zip(self.m[k].iter_mut())
-                .zip(self.v[k].iter_mut())
-                .zip(g.iter())
-            {
-                *m = flush_subnormal(*m * b1 + g * one_minus_b1);
-                *v = flush_subnormal(*v * b2 + (g * g) * one_minus_b2);
-                let m_hat = *m * scale_m;
-                let v_hat = *v * scale_v;
-                *t -= (m_hat / (v_hat.sqrt() + eps)) * lr;
-            }
-            var.set(&Tensor::from_slice(theta, var.shape(), var.device())?)?;
+            crate::fused::with_f32(g, |grad| self.apply(k, grad, s))?;
         }
         Ok(())
+    }
+
+    /// One update from host gradients, one per parameter in the order of `vars`.
+    pub(crate) fn step_host(&mut self, grads: &[&[f32]]) -> candle_core::Result<()> {
+        if grads.len() != self.vars.len() {
+            candle_core::bail!(
+                "adam: {} gradients for {} parameters",
+                grads.len(),
+                self.vars.len()
+            );
+        }
+        let s = self.next_step();
+        for (k, grad) in grads.iter().enumerate() {
+            self.apply(k, grad, s)?;
+        }
+        Ok(())
+    }
+
+    /// The parameters, in order.
+    pub(crate) fn vars(&self) -> &[Var] {
+        &self.vars
     }
 
     /// Backward pass of `loss`, then [`Adam::step`].

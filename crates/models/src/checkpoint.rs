@@ -4,7 +4,7 @@
 //! the crate docs (section "Checkpoint format") for readers in other languages. Loading
 //! checks the format tag, T, every name, shape and dtype, and says exactly what differs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use candle_core::Tensor;
 use safetensors::{Dtype, SafeTensors};
@@ -124,6 +124,13 @@ impl<'a> Reader<'a> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        // A NaN or infinite weight (a corrupted file) would only show up later as a
+        // misleading "sampling diverged"; relu even hides some of them (NaN maps to 0).
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(ModelError::CheckpointUnreadable(format!(
+                "{name} holds the non-finite value {v} at index {i}: weights must be finite"
+            )));
+        }
         self.used.insert(name.to_string());
         Ok(Tensor::from_vec(values, shape, &DEVICE)?)
     }
@@ -170,15 +177,74 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn serialize(tensors: Vec<(String, Tensor)>, meta: HashMap<String, String>) -> Result<Vec<u8>> {
-    safetensors::serialize(tensors, Some(meta)).map_err(|e| ModelError::Candle(e.into()))
+/// The safetensors bytes of `tensors` (all F32) and `meta`, identical for identical
+/// inputs: `safetensors::serialize` takes the metadata as a `HashMap`, whose key order
+/// (and so the header's bytes) changes from run to run, so the header is written here.
+///
+/// The layout is the standard one: an 8-byte little-endian header length N, N bytes of
+/// JSON (`__metadata__` first, its keys sorted, then the tensors sorted by name, each
+/// `{"dtype":"F32","shape":[..],"data_offsets":[begin,end]}`) padded with spaces to a
+/// multiple of 8, then each tensor's little-endian data in the same order.
+fn serialize(
+    mut tensors: Vec<(String, Tensor)>,
+    meta: BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = String::from("{\"__metadata__\":{");
+    for (i, (k, v)) in meta.iter().enumerate() {
+        if i > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!("{}:{}", json_string(k), json_string(v)));
+    }
+    header.push('}');
+    let mut data: Vec<u8> = Vec::new();
+    for (name, tensor) in &tensors {
+        let values = tensor
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let begin = data.len();
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        let shape: Vec<String> = tensor.dims().iter().map(usize::to_string).collect();
+        header.push_str(&format!(
+            ",{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{begin},{}]}}",
+            json_string(name),
+            shape.join(","),
+            data.len()
+        ));
+    }
+    header.push('}');
+    let mut header = header.into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut bytes = Vec::with_capacity(8 + header.len() + data.len());
+    bytes.extend((header.len() as u64).to_le_bytes());
+    bytes.extend(header);
+    bytes.extend(data);
+    Ok(bytes)
+}
+
+/// `s` as a JSON string literal (quotes, backslashes and control characters escaped).
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 impl DenoiserNet {
     /// The net as safetensors bytes: tensors `denoiser.layers.{i}.weight|bias` (F32) and its configuration as metadata.
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         let c = self.config();
-        let meta = HashMap::from([
+        let meta = BTreeMap::from([
             ("format".to_string(), DENOISER_FORMAT.to_string()),
             ("num_steps".to_string(), c.num_steps.to_string()),
             ("dim".to_string(), c.dim.to_string()),
@@ -224,7 +290,7 @@ impl ClassifierNet {
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         let c = self.config();
         let hidden: Vec<String> = c.hidden.iter().map(|w| w.to_string()).collect();
-        let meta = HashMap::from([
+        let meta = BTreeMap::from([
             ("format".to_string(), CLASSIFIER_FORMAT.to_string()),
             ("num_steps".to_string(), c.num_steps.to_string()),
             ("dim".to_string(), c.dim.to_string()),
@@ -357,9 +423,9 @@ mod tests {
         same_contents(&back.to_safetensors().unwrap(), &bytes);
     }
 
-    /// Same metadata and tensors, bit for bit. (Not the same bytes: safetensors writes the
-    /// metadata from a `HashMap`, whose key order varies between maps.)
+    /// Same metadata and tensors, bit for bit, and the same bytes.
     fn same_contents(a: &[u8], b: &[u8]) {
+        assert!(a == b, "two serialisations of one net differ");
         let ((ma, ta), (mb, tb)) = (parts(a), parts(b));
         assert_eq!(ma, mb);
         let sorted = |t: Vec<(String, Tensor)>| {
@@ -369,6 +435,84 @@ mod tests {
             v
         };
         assert!(sorted(ta) == sorted(tb));
+    }
+
+    #[test]
+    fn serialisation_is_deterministic_and_standard() {
+        // A `HashMap` of the 7 metadata keys iterates in a different order in most maps:
+        // 20 serialisations of each net would almost surely differ if the order leaked.
+        let nets = [
+            denoiser().to_safetensors().unwrap(),
+            classifier(500).to_safetensors().unwrap(),
+        ];
+        for (k, first) in nets.iter().enumerate() {
+            for _ in 0..20 {
+                let again = if k == 0 {
+                    denoiser().to_safetensors().unwrap()
+                } else {
+                    classifier(500).to_safetensors().unwrap()
+                };
+                assert!(&again == first, "net {k}: serialisations differ");
+            }
+            // The safetensors crate parses it, and writes the same layout (its header
+            // differs from ours only in the order of the metadata keys).
+            let st = SafeTensors::deserialize(first).unwrap();
+            let (meta, tensors) = parts(first);
+            assert_eq!(st.len(), tensors.len());
+            let reference = rebuild(meta, tensors);
+            assert_eq!(reference.len(), first.len());
+            assert_eq!(reference[..8], first[..8], "header length");
+            let n = 8 + u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+            assert!(reference[n..] == first[n..], "data section");
+            assert_eq!(n % 8, 0);
+            let header = std::str::from_utf8(&first[8..n]).unwrap();
+            assert!(header.starts_with("{\"__metadata__\":{\""), "{header}");
+        }
+    }
+
+    #[test]
+    fn non_finite_weights_are_named() {
+        let (meta, tensors) = parts(&denoiser().to_safetensors().unwrap());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let doctored: Vec<_> = tensors
+                .iter()
+                .map(|(n, t)| {
+                    if n == "denoiser.layers.1.bias" {
+                        let mut v = t.to_vec1::<f32>().unwrap();
+                        v[5] = bad;
+                        (n.clone(), Tensor::new(v, &DEVICE).unwrap())
+                    } else {
+                        (n.clone(), t.clone())
+                    }
+                })
+                .collect();
+            let err =
+                DenoiserNet::from_safetensors(&rebuild(meta.clone(), doctored), None).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "not a readable safetensors checkpoint: denoiser.layers.1.bias holds the \
+                     non-finite value {bad} at index 5: weights must be finite"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\u000ad\"");
+        assert_eq!(json_string("ᾱ_t"), "\"ᾱ_t\"");
+        // And the safetensors parser reads such metadata back unchanged.
+        let odd = BTreeMap::from([
+            (
+                "format".to_string(),
+                "q\"uote\\back\tslash\u{1}".to_string(),
+            ),
+            ("ünï".to_string(), String::new()),
+        ]);
+        let bytes = serialize(denoiser().named_tensors(), odd.clone()).unwrap();
+        let (meta, _) = parts(&bytes);
+        assert_eq!(meta.into_iter().collect::<BTreeMap<_, _>>(), odd);
     }
 
     #[test]

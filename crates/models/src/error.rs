@@ -114,7 +114,7 @@ pub enum ModelError {
     /// Training produced a loss that is NaN or infinite.
     #[error(
         "training diverged at step {step}: the loss became non-finite (last finite loss: {})",
-        match last_finite_loss { Some(l) => format!("{l}"), None => "none, it was the first step".to_string() }
+        match last_finite_loss { Some(l) if l.abs() < 1e6 => format!("{l}"), Some(l) => format!("{l:e}"), None => "none, it was the first step".to_string() }
     )]
     Diverged {
         /// 1-based optimisation step whose loss was not finite.

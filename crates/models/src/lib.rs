@@ -102,9 +102,11 @@ mod checkpoint;
 mod error;
 mod eval;
 mod exact;
+mod fused;
 mod init;
 mod nets;
 mod ops;
+mod step;
 mod train;
 mod traits;
 
@@ -122,5 +124,7 @@ pub use init::{glorot_uniform, init_classifier, init_denoiser, standard_normal};
 pub use nets::{
     Activation, ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet, TimeEncoding,
 };
-pub use train::{train_classifier, train_denoiser, ClassifierTraining, DenoiserTraining};
+pub use train::{
+    train_classifier, train_denoiser, ClassifierTraining, DenoiserTraining, LrSchedule,
+};
 pub use traits::{NoisePredictor, NoisyClassifier};

@@ -8,6 +8,7 @@
 use candle_core::{DType, Device, Tensor, D};
 
 use crate::error::{ModelError, Result};
+use crate::fused::Act;
 use crate::traits::{NoisePredictor, NoisyClassifier};
 
 /// The nonlinearity between hidden layers.
@@ -281,11 +282,30 @@ impl Dense {
 }
 
 /// MLP forward: activation after every layer but the last.
+///
+/// f32 on the CPU (every net of this crate) goes through the fused dense layer of
+/// `fused.rs`: one custom op per layer, forward and backward; anything else through
+/// candle's generic ops.
 fn mlp_forward(
     layers: &[Dense],
     activation: Activation,
     input: &Tensor,
 ) -> candle_core::Result<Tensor> {
+    if crate::fused::fusable(input) {
+        let last = layers.len() - 1;
+        let mut h = input.clone();
+        for (i, layer) in layers.iter().enumerate() {
+            let act = match activation {
+                Activation::Relu if i < last => Act::Relu,
+                _ => Act::Identity,
+            };
+            h = crate::fused::dense(&h, &layer.weight, &layer.bias, act)?;
+            if i < last && activation == Activation::Silu {
+                h = h.silu()?;
+            }
+        }
+        return Ok(h);
+    }
     let mut h = input.clone();
     let last = layers.len() - 1;
     // A backward pass can only follow if the input or a parameter is tracked.
@@ -402,6 +422,22 @@ impl NoisePredictor for DenoiserNet {
         let encoding = self.config.time_encoding;
         let mut features = vec![0f32; encoding.num_features()];
         encoding.write_features(t, self.config.num_steps, &mut features);
+        if crate::fused::fusable(x_t) && !x_t.track_op() {
+            // The input [x_t, features] assembled on the host in one pass: the same values
+            // `forward` builds with `Tensor::cat`, so the same result to the bit.
+            let d = self.config.dim;
+            let width = d + features.len();
+            let input = crate::fused::with_f32(x_t, |x| {
+                let mut input = Vec::with_capacity(n * width);
+                for row in x.chunks_exact(d) {
+                    input.extend_from_slice(row);
+                    input.extend_from_slice(&features);
+                }
+                Ok(input)
+            })?;
+            let input = Tensor::from_vec(input, (n, width), x_t.device())?;
+            return self.forward_input(&input);
+        }
         let row = Tensor::from_vec(features, (1, encoding.num_features()), x_t.device())?;
         let t_rows = row
             .broadcast_as((n, encoding.num_features()))?
@@ -522,6 +558,67 @@ impl NoisyClassifier for ClassifierNet {
 
     fn log_probs(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
         candle_nn::ops::log_softmax(&self.logits(x_t, t)?, D::Minus1)
+    }
+
+    /// The guidance gradient in one fused pass of host code (forward and analytic backward,
+    /// see `fused::classifier_input_grad`) for relu nets on f32; otherwise candle autograd.
+    fn grad_log_prob(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        targets: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        if !crate::fused::fusable(x_t) || self.config.activation != Activation::Relu {
+            return crate::traits::autograd_grad_log_prob(self, x_t, t, targets);
+        }
+        check_step(t, self.config.num_steps)?;
+        let (n, d) = (check_batch(x_t, self.config.dim)?, self.config.dim);
+        let targets = targets.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
+        if targets.len() != n {
+            candle_core::bail!("{} targets for a batch of {n}", targets.len());
+        }
+        if let Some(&c) = targets
+            .iter()
+            .find(|&&c| c as usize >= self.config.num_classes)
+        {
+            candle_core::bail!(
+                "target class {c} is outside 0..{}",
+                self.config.num_classes
+            );
+        }
+        // Read every operand in place (no copies): the storages stay locked for reading.
+        let mut tensors = vec![x_t, &self.embedding];
+        for l in &self.layers {
+            tensors.push(&l.weight);
+            tensors.push(&l.bias);
+        }
+        let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+        let data = guards
+            .iter()
+            .map(|(s, l)| crate::fused::f32_elements(s, l))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let e = self.config.embed_dim;
+        let layers: Vec<crate::fused::HostLayer> = self
+            .config
+            .layer_shapes()
+            .iter()
+            .enumerate()
+            .map(|(i, &(out, inp))| crate::fused::HostLayer {
+                w: &data[2 + 2 * i],
+                b: &data[3 + 2 * i],
+                out,
+                inp,
+            })
+            .collect();
+        let grad = crate::fused::classifier_input_grad(
+            &data[0],
+            n,
+            d,
+            &data[1][(t - 1) * e..t * e],
+            &layers,
+            &targets,
+        );
+        Tensor::from_vec(grad, (n, d), x_t.device())
     }
 }
 

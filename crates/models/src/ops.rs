@@ -15,7 +15,7 @@ pub(crate) fn relu(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// The elements of a storage in logical (row-major) order, copied only when not contiguous.
-fn elements<'a, T: Copy>(data: &'a [T], layout: &Layout) -> std::borrow::Cow<'a, [T]> {
+pub(crate) fn elements<'a, T: Copy>(data: &'a [T], layout: &Layout) -> std::borrow::Cow<'a, [T]> {
     if let Some((start, end)) = layout.contiguous_offsets() {
         return std::borrow::Cow::Borrowed(&data[start..end]);
     }

@@ -9,7 +9,6 @@
 //! `adam.rs`: it keeps x86 off its slow subnormal path). The library prints nothing: progress goes
 //! through `on_step`.
 
-use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -17,9 +16,10 @@ use rand_distr::{Distribution, StandardNormal};
 use schedule::NoiseSchedule;
 
 use crate::adam::Adam;
+use crate::step::{ClassifierStep, DenoiserStep};
 use crate::error::{ModelError, Result};
 use crate::init::{init_classifier, init_denoiser};
-use crate::nets::{ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet, DEVICE};
+use crate::nets::{ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet};
 
 /// Settings of the denoiser's training loop; `Default` is the notebook's (2000 steps, batch 128, lr 1e-3).
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,32 @@ pub struct DenoiserTraining {
     pub learning_rate: f64,
     /// Seed of the one RNG behind initialisation, batches, t and noise (1234).
     pub seed: u64,
+    /// How the learning rate changes over the steps (constant, as the notebook).
+    pub lr_schedule: LrSchedule,
+}
+
+/// The learning rate at each optimisation step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LrSchedule {
+    /// lr at every step (the notebook's).
+    #[default]
+    Constant,
+    /// lr_k = lr · (0.01 + 0.99 · ½(1 + cos(π (k − 1)/K))) for steps k = 1..K: a cosine decay
+    /// to 1% of lr, which lets the final weights settle instead of jittering at lr.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The learning rate of step `step` (1-based) of `steps`, from the base rate `lr`.
+    pub fn rate(self, lr: f64, step: usize, steps: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => {
+                let progress = (step.saturating_sub(1)) as f64 / steps.max(1) as f64;
+                lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+            }
+        }
+    }
 }
 
 impl Default for DenoiserTraining {
@@ -41,6 +67,7 @@ impl Default for DenoiserTraining {
             batch_size: 128,
             learning_rate: 1e-3,
             seed: 1234,
+            lr_schedule: LrSchedule::Constant,
         }
     }
 }
@@ -186,6 +213,7 @@ pub fn train_denoiser(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let (net, vars) = init_denoiser(net_config, &mut rng)?;
     let mut opt = Adam::new(vars, cfg.learning_rate)?;
+    let mut stepper = DenoiserStep::new(&net);
 
     let t_max = schedule.num_steps();
     let (sab, s1m) = noising_coefficients(schedule);
@@ -218,19 +246,17 @@ pub fn train_denoiser(
             }
             encoding.write_features(t, t_max, &mut row[dim..]);
         }
-        let input_t = Tensor::from_slice(&input, (b, width), &DEVICE)?;
-        let noise_t = Tensor::from_slice(&noise, (b, dim), &DEVICE)?;
-        // 3. Loss = per-dimension MSE on the noise (Flux.mse), then one Adam step.
-        let pred = net.forward_input(&input_t)?;
-        let loss = (pred - noise_t)?.sqr()?.mean_all()?;
-        let value = loss.to_scalar::<f32>()?;
+        // 3. Loss = per-dimension MSE on the noise (Flux.mse), then one Adam step
+        //    (forward, backward and update fused: see step.rs).
+        let value = stepper.loss(&net, &opt, &input, &noise, b)?;
         if !value.is_finite() {
             return Err(ModelError::Diverged {
                 step,
                 last_finite_loss: losses.last().copied(),
             });
         }
-        opt.backward_step(&loss)?;
+        opt.set_lr(cfg.lr_schedule.rate(cfg.learning_rate, step, cfg.steps));
+        stepper.update(&mut opt, &input, b)?;
         losses.push(value);
         on_step(step, value);
     }
@@ -277,6 +303,7 @@ pub fn train_classifier(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let (net, vars) = init_classifier(net_config, &mut rng)?;
     let mut opt = Adam::new(vars, cfg.learning_rate)?;
+    let mut stepper = ClassifierStep::new(&net);
 
     let t_max = schedule.num_steps();
     let (sab, s1m) = noising_coefficients(schedule);
@@ -306,19 +333,15 @@ pub fn train_classifier(
             batch_labels.clear();
             batch_labels.extend(chunk.iter().map(|&i| labels[i]));
             // 2. Logits from [x_t; emb(t)], cross-entropy, one Adam step.
-            let x_tensor = Tensor::from_slice(&x_t, (b, dim), &DEVICE)?;
-            let t_tensor = Tensor::from_slice(&t_index, b, &DEVICE)?;
-            let y_tensor = Tensor::from_slice(&batch_labels, b, &DEVICE)?;
-            let logits = net.forward(&x_tensor, &t_tensor)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y_tensor)?;
-            let value = loss.to_scalar::<f32>()?;
+            //    (forward, backward and update fused: see step.rs).
+            let value = stepper.loss(&net, &opt, &x_t, &t_index, &batch_labels)?;
             if !value.is_finite() {
                 return Err(ModelError::Diverged {
                     step,
                     last_finite_loss: losses.last().copied(),
                 });
             }
-            opt.backward_step(&loss)?;
+            stepper.update(&mut opt, &t_index)?;
             losses.push(value);
             on_step(step, value);
         }
@@ -328,7 +351,20 @@ pub fn train_classifier(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn cosine_schedule_decays_from_lr_to_one_percent() {
+        let c = LrSchedule::Cosine;
+        assert_eq!(c.rate(1e-3, 1, 100), 1e-3);
+        // Halfway, cos(π/2) = 0: 0.01 + 0.99/2 of lr.
+        assert!((c.rate(1e-3, 51, 100) - 1e-3 * 0.505).abs() < 1e-15);
+        assert!(c.rate(1e-3, 100, 100) < 1.1e-5 && c.rate(1e-3, 100, 100) >= 1e-5);
+        assert!((1..100).all(|k| c.rate(1.0, k + 1, 100) <= c.rate(1.0, k, 100)));
+        assert_eq!(LrSchedule::Constant.rate(1e-3, 77, 100), 1e-3);
+    }
+
     use super::*;
+    use candle_core::Tensor;
 
     fn tiny_data() -> (Vec<f32>, Vec<u32>) {
         let lp = toy_data::two_clusters(150, 3);

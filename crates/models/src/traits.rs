@@ -35,15 +35,25 @@ pub trait NoisyClassifier {
         t: usize,
         targets: &Tensor,
     ) -> candle_core::Result<Tensor> {
-        let x = Var::from_tensor(&x_t.detach())?;
-        let log_probs = self.log_probs(x.as_tensor(), t)?;
-        let targets = targets.to_dtype(candle_core::DType::U32)?.unsqueeze(1)?;
-        let selected = log_probs.gather(&targets, 1)?.sum_all()?;
-        let grads = selected.backward()?;
-        match grads.get(x.as_tensor()) {
-            Some(g) => Ok(g.clone()),
-            // log p does not depend on x at all: its gradient is zero.
-            None => x.as_tensor().zeros_like(),
-        }
+        autograd_grad_log_prob(self, x_t, t, targets)
+    }
+}
+
+/// The default [`NoisyClassifier::grad_log_prob`]: candle autograd over `log_probs`.
+pub(crate) fn autograd_grad_log_prob<C: NoisyClassifier + ?Sized>(
+    classifier: &C,
+    x_t: &Tensor,
+    t: usize,
+    targets: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let x = Var::from_tensor(&x_t.detach())?;
+    let log_probs = classifier.log_probs(x.as_tensor(), t)?;
+    let targets = targets.to_dtype(candle_core::DType::U32)?.unsqueeze(1)?;
+    let selected = log_probs.gather(&targets, 1)?.sum_all()?;
+    let grads = selected.backward()?;
+    match grads.get(x.as_tensor()) {
+        Some(g) => Ok(g.clone()),
+        // log p does not depend on x at all: its gradient is zero.
+        None => x.as_tensor().zeros_like(),
     }
 }

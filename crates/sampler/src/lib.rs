@@ -237,11 +237,24 @@ fn validate(
     Ok(())
 }
 
-fn normal_tensor(rng: &mut StdRng, n: usize, d: usize, scale: f64) -> candle_core::Result<Tensor> {
-    let values: Vec<f32> = (0..n * d)
+/// `len` draws of N(0, scale²), drawn in f64 and rounded to f32.
+fn normal_values(rng: &mut StdRng, len: usize, scale: f64) -> Vec<f32> {
+    (0..len)
         .map(|_| (scale * rng.sample::<f64, _>(StandardNormal)) as f32)
-        .collect();
-    Tensor::from_vec(values, (n, d), &Device::Cpu)
+        .collect()
+}
+
+/// The f32 values of a model's n × d output, row-major.
+fn host(t: &Tensor, len: usize) -> Result<Vec<f32>, SamplerError> {
+    let v = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    if v.len() != len {
+        return Err(candle_core::Error::Msg(format!(
+            "a model returned {} values where {len} were expected",
+            v.len()
+        ))
+        .into());
+    }
+    Ok(v)
 }
 
 /// Runs the reverse process from x_T ~ N(0, I) to x_0, keeping snapshots.
@@ -263,38 +276,51 @@ pub fn sample(
         None => None,
     };
 
-    let mut x = normal_tensor(&mut rng, n, d, 1.0)?;
+    // x lives on the host: each step reads ε (and the guidance gradient) once and updates
+    // x in one loop, with the same f32 operations, in the same order, as the tensor
+    // formulas (`posterior_mean`, candle's `affine`: v · m + a), so the same bits.
+    let mut x = normal_values(&mut rng, n * d, 1.0);
     let mut snapshots = vec![Snapshot {
         t: num_steps,
-        points: x.flatten_all()?.to_vec1::<f32>()?,
+        points: x.clone(),
     }];
     for t in (1..=num_steps).rev() {
+        let x_t = Tensor::from_slice(&x, (n, d), &Device::Cpu)?;
         // 1. predicted noise ε(x_t, t) and the mean of p(x_{t−1} | x_t).
-        let eps = denoiser.predict_noise(&x, t)?;
-        let mut mean = posterior_mean(schedule, &x, &eps, t)?;
+        let eps = host(&denoiser.predict_noise(&x_t, t)?, n * d)?;
+        let eps_coef = (schedule.beta(t) / schedule.sqrt_one_minus_alpha_bar(t)) as f32;
+        let inv_sqrt_alpha = (1.0 / schedule.alpha(t).sqrt()) as f32;
         let variance = config.variance.variance(schedule, t);
+        let mut mean: Vec<f32> = x
+            .iter()
+            .zip(&eps)
+            .map(|(&x, &e)| (x - (e * eps_coef + 0.0)) * inv_sqrt_alpha + 0.0)
+            .collect();
         // 2. classifier guidance: mean += s σ_t² ∇ log p(y | x_t, t), one backward pass.
         if let (Some(g), Some(targets)) = (guidance, &targets) {
             if g.scale > 0.0 {
-                let grad = g.classifier.grad_log_prob(&x, t, targets)?;
-                mean = (mean + grad.affine(g.scale * variance, 0.0)?)?;
+                let grad = host(&g.classifier.grad_log_prob(&x_t, t, targets)?, n * d)?;
+                let k = (g.scale * variance) as f32;
+                for (m, &gr) in mean.iter_mut().zip(&grad) {
+                    *m += gr * k + 0.0;
+                }
             }
         }
         // 3. x_{t−1} = mean + σ_t z, except at t = 1.
-        x = if t > 1 {
-            (mean + normal_tensor(&mut rng, n, d, variance.sqrt())?)?
-        } else {
-            mean
+        if t > 1 {
+            let z = normal_values(&mut rng, n * d, variance.sqrt());
+            for (m, z) in mean.iter_mut().zip(z) {
+                *m += z;
+            }
         }
-        .detach();
-        // A NaN or infinity anywhere makes the sum non-finite.
-        if !x.sum_all()?.to_scalar::<f32>()?.is_finite() {
+        x = mean;
+        if x.iter().any(|v| !v.is_finite()) {
             return Err(SamplerError::NonFinite { t });
         }
         if t % config.snapshot_every == 0 || t == 1 {
             snapshots.push(Snapshot {
                 t: t - 1,
-                points: x.flatten_all()?.to_vec1::<f32>()?,
+                points: x.clone(),
             });
         }
     }

@@ -1,0 +1,175 @@
+//! Same command, same bytes: every stage run twice with one seed writes byte-identical
+//! CSV, JSON, PNG, GIF and safetensors files; `timings.json` (wall times) is the only
+//! file allowed to differ. A small configuration of each stage keeps this fast (`all`
+//! itself runs the same stage functions with the notebook's longer settings).
+
+mod common;
+
+use std::path::Path;
+
+use common::{names, run_env, snapshot, Scratch};
+
+/// The stages of `all` on the notebook's data, training and sampling shortened.
+fn notebook_stages(out: &Path, seed: &str) -> Vec<Vec<String>> {
+    let out = out.to_str().expect("utf-8 path");
+    let stage = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--out", out, "--seed", seed].map(String::from));
+        v
+    };
+    vec![
+        stage(&["gmm"]),
+        stage(&["forward"]),
+        stage(&["train", "--steps", "200", "--epochs", "20"]),
+        stage(&["sample", "--n", "100"]),
+    ]
+}
+
+/// A built-in set other than the notebook's: standardised data, a held-out split, a
+/// sinusoidal time input and nearest-neighbour class votes take other code paths.
+fn moons_stages(out: &Path, seed: &str) -> Vec<Vec<String>> {
+    let out = out.to_str().expect("utf-8 path");
+    let stage = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(["--out", out, "--seed", seed].map(String::from));
+        v
+    };
+    vec![
+        stage(&["forward", "--dataset", "moons", "--every", "100"]),
+        stage(&[
+            "train",
+            "--dataset",
+            "moons",
+            "--steps",
+            "100",
+            "--epochs",
+            "5",
+        ]),
+        stage(&["sample", "--n", "50", "--snapshot-every", "50"]),
+    ]
+}
+
+fn run_all(stages: &[Vec<String>], env: &[(&str, &str)]) {
+    for args in stages {
+        run_env(args, env).expect_success(&args.join(" "));
+    }
+}
+
+/// Asserts that two output folders hold the same files with the same bytes, except
+/// `timings.json`; returns how many files were compared.
+fn assert_same_bytes(a: &Path, b: &Path, what: &str) -> usize {
+    let (ta, tb) = (snapshot(a), snapshot(b));
+    assert_eq!(names(&ta), names(&tb), "{what}: different files");
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    let differing: Vec<&String> = ta
+        .iter()
+        .filter(|(name, bytes)| tb[*name] != **bytes && name.as_str() != "timings.json")
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{what}: these files differ between two runs with one seed: {differing:?}"
+    );
+    ta.values().filter(|v| v.is_some()).count()
+}
+
+/// The files the comparison must cover, so that it cannot pass on an empty folder.
+fn assert_has_every_kind(dir: &Path, expected: &[&str]) {
+    for name in expected {
+        let path = dir.join(name);
+        let len = std::fs::metadata(&path)
+            .unwrap_or_else(|_| panic!("{} missing", path.display()))
+            .len();
+        assert!(len > 0, "{} is empty", path.display());
+    }
+}
+
+#[test]
+fn notebook_stages_give_identical_bytes_across_runs_and_thread_counts() {
+    let scratch = Scratch::new("repro-notebook");
+    let (a, b, c) = (scratch.join("a"), scratch.join("b"), scratch.join("c"));
+    run_all(&notebook_stages(&a, "7"), &[]);
+    run_all(&notebook_stages(&b, "7"), &[]);
+    // The binary's default is one rayon thread; two must not change a byte either
+    // (candle's matmul splits its output between threads, never a sum).
+    run_all(&notebook_stages(&c, "7"), &[("RAYON_NUM_THREADS", "2")]);
+    assert_has_every_kind(
+        &a,
+        &[
+            "gmm_samples.png",
+            "flexibility.png",
+            "gmm_comparison.json",
+            "gmm_comparison.md",
+            "schedule.png",
+            "forward_diffusion.gif",
+            "checkpoints/denoiser.safetensors",
+            "checkpoints/classifier.safetensors",
+            "checkpoints/data.json",
+            "checkpoints/data.csv",
+            "training_loss.png",
+            "classifier_accuracy.png",
+            "metrics.json",
+            "guided_vs_unguided_generation.gif",
+            "samples_final.png",
+            "samples/unguided.csv",
+            "samples/guided_0.csv",
+            "samples/guided_1.csv",
+            "timings.json",
+        ],
+    );
+    let n = assert_same_bytes(&a, &b, "two runs");
+    assert!(n >= 19, "only {n} files compared");
+    assert_same_bytes(&a, &c, "RAYON_NUM_THREADS=1 against 2");
+}
+
+#[test]
+fn builtin_set_stages_give_identical_bytes() {
+    let scratch = Scratch::new("repro-moons");
+    let (a, b) = (scratch.join("a"), scratch.join("b"));
+    run_all(&moons_stages(&a, "11"), &[]);
+    run_all(&moons_stages(&b, "11"), &[]);
+    assert_has_every_kind(
+        &a,
+        &[
+            "forward_diffusion.gif",
+            "checkpoints/denoiser.safetensors",
+            "checkpoints/classifier.safetensors",
+            "checkpoints/data.csv",
+            "metrics.json",
+            "samples/unguided.csv",
+            "guided_vs_unguided_generation.gif",
+        ],
+    );
+    assert_same_bytes(&a, &b, "two moons runs");
+}
+
+/// The comparisons above are only meaningful if the bytes do depend on the seed.
+#[test]
+fn another_seed_gives_other_bytes() {
+    let scratch = Scratch::new("repro-seed");
+    let train = |dir: &Path, seed: &str| {
+        let d = dir.to_str().unwrap();
+        run_env(
+            &[
+                "train", "--out", d, "--seed", seed, "--steps", "50", "--epochs", "2",
+            ],
+            &[],
+        )
+        .expect_success("train");
+    };
+    let (a, b) = (scratch.join("a"), scratch.join("b"));
+    train(&a, "7");
+    train(&b, "8");
+    for name in [
+        "checkpoints/denoiser.safetensors",
+        "checkpoints/classifier.safetensors",
+        "metrics.json",
+        "training_loss.png",
+    ] {
+        let (x, y) = (
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+        );
+        assert!(x != y, "{name} is the same for seeds 7 and 8");
+    }
+}
