@@ -64,6 +64,7 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
             checkpoints: None,
             n: 500,
             scale: None,
+            classes: vec![],
             snapshot_every: 10,
             variance: VarianceArg::Beta,
             seed: args.seed,

@@ -50,6 +50,7 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<()> {
             checkpoints: None,
             n: 500,
             scale: None,
+            classes: vec![],
             snapshot_every: 10,
             variance: VarianceArg::Beta,
             seed: args.seed,

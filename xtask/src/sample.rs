@@ -27,10 +27,29 @@ const FLOOR_REPEATS: usize = 40;
 /// Neighbours voting on a sample's class when no exact posterior exists.
 const KNN: usize = 5;
 
-/// The runs of the notebook: unguided, and guided to each class.
+/// The runs of the notebook: unguided, and guided to each class (class index, run).
 pub struct Runs {
     pub unguided: SampleRun,
-    pub guided: Vec<SampleRun>,
+    pub guided: Vec<(usize, SampleRun)>,
+}
+
+/// The classes to guide towards: `--classes` by name, else all of them.
+fn target_classes(args: &SampleArgs, data: &Prepared) -> anyhow::Result<Vec<u32>> {
+    let names = &data.meta.class_names;
+    if args.classes.is_empty() {
+        return Ok((0..names.len() as u32).collect());
+    }
+    if names.is_empty() {
+        bail!("--classes {} given, but the data has no labels: nothing to guide towards", args.classes.join(","));
+    }
+    args.classes
+        .iter()
+        .map(|c| {
+            names.iter().position(|n| n == c).map(|i| i as u32).with_context(|| {
+                format!("class '{c}' is not one the classifier has: allowed {}", names.join(", "))
+            })
+        })
+        .collect()
 }
 
 /// The checkpoint folder a run reads.
@@ -116,20 +135,17 @@ pub fn generate(
         seed: args.seed.wrapping_add(offset),
     };
     let scale = guidance_scale(args, data);
+    let targets = target_classes(args, data)?;
     let start = Instant::now();
     let unguided = sample(&denoiser, &schedule, None, &config(10))?;
     timings.record("sample_unguided", start.elapsed().as_secs_f64());
     let mut guided = Vec::new();
     if let Some(classifier) = &classifier {
-        for class in 0..classifier.num_classes() as u32 {
+        for &class in &targets {
             let start = Instant::now();
             let g = Guidance::one_class(classifier, class, scale, args.n);
-            guided.push(sample(
-                &denoiser,
-                &schedule,
-                Some(&g),
-                &config(11 + class as u64),
-            )?);
+            let run = sample(&denoiser, &schedule, Some(&g), &config(11 + class as u64))?;
+            guided.push((class as usize, run));
             timings.record(
                 &format!("sample_guided_{class}"),
                 start.elapsed().as_secs_f64(),
@@ -143,7 +159,10 @@ pub fn generate(
         if guided.is_empty() {
             " (no classifier: the data has no labels)".to_string()
         } else {
-            format!(" and guided to each of {} classes (scale {scale})", guided.len())
+            format!(
+                " and guided to each of {} classes (scale {scale})",
+                guided.len()
+            )
         }
     );
     Ok(Runs { unguided, guided })
@@ -195,8 +214,8 @@ fn write_outputs(out: &OutDir, data: &Prepared, runs: &Runs) -> anyhow::Result<(
         "samples/unguided.csv",
         &csv(header, &final_points(&runs.unguided)),
     )?;
-    for (class, run) in runs.guided.iter().enumerate() {
-        let name = file_safe(&data.meta.class_names[class]);
+    for (class, run) in &runs.guided {
+        let name = file_safe(&data.meta.class_names[*class]);
         out.write(
             &format!("samples/guided_{name}.csv"),
             &csv(header, &final_points(run)),
@@ -247,8 +266,8 @@ fn frame(data: &Prepared, original: &[(f64, f64)], runs: &Runs, k: usize) -> Vec
     if runs.guided.is_empty() {
         right.title = format!("No labels: nothing to guide, t = {t}");
     }
-    let c = runs.guided.len();
-    for (class, run) in runs.guided.iter().enumerate() {
+    let c = data.meta.class_names.len();
+    for &(class, ref run) in &runs.guided {
         let label = if data.meta.is_notebook() {
             format!("Guided c={class}")
         } else {
@@ -290,7 +309,7 @@ pub fn evaluate(
                     "reference": "exact mixture",
                 }),
             );
-            for (class, run) in runs.guided.iter().enumerate() {
+            for &(class, ref run) in &runs.guided {
                 let points = original_units(data, run.final_points());
                 // Class c is component c of the mixture.
                 let component = GaussianMixture::new(
@@ -341,7 +360,7 @@ pub fn evaluate(
             }
             sampling.insert("unguided".into(), entry);
             if let Some(labels) = &train_labels {
-                for (class, run) in runs.guided.iter().enumerate() {
+                for &(class, ref run) in &runs.guided {
                     let points = widen(run.final_points());
                     let votes = knn_labels(&points, &train, labels, data.meta.class_names.len());
                     let precision =
