@@ -107,6 +107,9 @@ pub struct SampleArgs {
     /// [default: 30 (the notebook's) for two-clusters, else 5]
     #[arg(long, value_parser = parse_scale, allow_negative_numbers = true)]
     pub scale: Option<f64>,
+    /// Guide only towards these classes, by name (comma-separated) [default: every class]
+    #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
+    pub classes: Vec<String>,
     /// Keep a snapshot (a GIF frame) every this many steps
     #[arg(long, default_value_t = 10, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
     pub snapshot_every: usize,
@@ -187,13 +190,18 @@ pub enum TimeInputArg {
 fn whole(lo: usize, hi: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync {
     move |s: &str| match s.trim().parse::<usize>() {
         Ok(v) if (lo..=hi).contains(&v) => Ok(v),
-        _ => Err(format!("'{s}' is not allowed: use a whole number from {lo} to {hi}")),
+        _ => Err(format!(
+            "'{s}' is not allowed: use a whole number from {lo} to {hi}"
+        )),
     }
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
     s.trim().parse::<u64>().map_err(|_| {
-        format!("'{s}' is not allowed: use a whole number from 0 to {}", u64::MAX)
+        format!(
+            "'{s}' is not allowed: use a whole number from 0 to {}",
+            u64::MAX
+        )
     })
 }
 
@@ -272,7 +280,7 @@ pub struct BenchArgs {
     /// Also time guided sampling of 500 to 100,000 samples (seconds, memory, threads)
     #[arg(long)]
     pub scaling: bool,
-    /// Only these stage groups (comma-separated): denoiser, classifier, unguided, guided, figures
+    /// Only these stage groups (comma-separated): denoiser, classifier, unguided, guided, figures, kernels
     #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
     pub only: Vec<String>,
     /// Internal: one scaling run of N samples in this process, printed as JSON
