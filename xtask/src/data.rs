@@ -98,6 +98,18 @@ impl Prepared {
                     columns.len()
                 );
             }
+            if columns[0] == columns[1] {
+                bail!(
+                    "--columns {} names the same column twice: give two different columns",
+                    args.columns.join(",")
+                );
+            }
+            if let Some(label) = args.label.as_deref().filter(|l| columns.contains(l)) {
+                bail!(
+                    "--label {label} is also one of --columns {}: the class column must be another column",
+                    args.columns.join(",")
+                );
+            }
             let d =
                 toy_data::load_labelled(path, &columns, args.label.as_deref(), args.drop_missing)?;
             if d.dropped_rows > 0 {

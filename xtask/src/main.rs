@@ -102,10 +102,7 @@ fn clap_one_line(e: &clap::Error) -> String {
             .to_string();
         // "the following required arguments were not provided:" lists them below.
         if first.ends_with(':') {
-            let listed: Vec<&str> = lines
-                .map(str::trim)
-                .take_while(|l| !l.is_empty())
-                .collect();
+            let listed: Vec<&str> = lines.map(str::trim).take_while(|l| !l.is_empty()).collect();
             first = format!("{first} {}", listed.join(", "));
         }
         first

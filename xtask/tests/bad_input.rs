@@ -38,7 +38,10 @@ fn rejected<S: AsRef<str>>(args: &[S], mentions: &[&str], watch: &[&Path]) {
     let line = lines[0];
     assert!(line.starts_with("error"), "`{shown}`: {line}");
     for m in mentions {
-        assert!(line.contains(m), "`{shown}`: {line:?} does not mention {m:?}");
+        assert!(
+            line.contains(m),
+            "`{shown}`: {line:?} does not mention {m:?}"
+        );
     }
     for text in [&r.stdout, &r.stderr] {
         let lower = text.to_lowercase();
@@ -114,8 +117,21 @@ struct Fixtures {
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("xtask-bad-input-fixtures-{}", std::process::id()));
+        // A static is never dropped: fixtures of earlier runs (over ten minutes old) go here.
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 600);
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if stale && name.starts_with("xtask-bad-input-fixtures-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let root = tmp.join(format!("xtask-bad-input-fixtures-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let two = root.join("two");
@@ -171,7 +187,10 @@ fn numbers_out_of_range_are_rejected_for_every_sub_command() {
         (&["sample", "--scale", "-1"], &["'-1'", "0 to 1e6"]),
         (&["sample", "--scale", "nan"], &["'nan'", "0 to 1e6"]),
         (&["sample", "--scale", "inf"], &["'inf'", "0 to 1e6"]),
-        (&["sample", "--snapshot-every", "0"], &["'0'", "--snapshot-every"]),
+        (
+            &["sample", "--snapshot-every", "0"],
+            &["'0'", "--snapshot-every"],
+        ),
         (&["gmm", "--k", "0"], &["'0'", "1 to 10, or auto"]),
         (&["gmm", "--k", "11"], &["'11'", "1 to 10"]),
         (&["gmm", "--k", "abc"], &["'abc'", "auto"]),
@@ -192,7 +211,10 @@ fn unknown_names_are_rejected_with_the_allowed_ones() {
     let out = scratch.join("out");
     let o = s(&out);
     let cases: &[(&[&str], &[&str])] = &[
-        (&["train", "--dataset", "mooons"], &["mooons", "moons", "spiral"]),
+        (
+            &["train", "--dataset", "mooons"],
+            &["mooons", "moons", "spiral"],
+        ),
         (&["forward", "--dataset", "x"], &["'x'", "two-clusters"]),
         (&["all", "--dataset", "nope"], &["nope", "checkerboard"]),
         (&["train", "--activation", "gelu"], &["gelu", "relu, silu"]),
@@ -200,9 +222,15 @@ fn unknown_names_are_rejected_with_the_allowed_ones() {
             &["train", "--time-input", "fourier"],
             &["fourier", "scaled, sinusoidal"],
         ),
-        (&["sample", "--variance", "wide"], &["wide", "beta, posterior"]),
+        (
+            &["sample", "--variance", "wide"],
+            &["wide", "beta, posterior"],
+        ),
         (&["gmm", "--colour", "red"], &["--colour"]),
-        (&["trian"], &["trian", "gmm, forward, train, sample, all", "train"]),
+        (
+            &["trian"],
+            &["trian", "gmm, forward, train, sample, all", "train"],
+        ),
     ];
     for (args, mentions) in cases {
         let mut a: Vec<&str> = args.to_vec();
@@ -280,7 +308,15 @@ fn malformed_csv_is_rejected_by_gmm() {
             "a"
         };
         rejected(
-            &["gmm", "--data", s(&file), "--column", column, "--out", s(&out)],
+            &[
+                "gmm",
+                "--data",
+                s(&file),
+                "--column",
+                column,
+                "--out",
+                s(&out),
+            ],
             &mentions,
             &[&out, &file],
         );
@@ -300,7 +336,15 @@ fn malformed_csv_is_rejected_by_gmm() {
         &[&out, &missing],
     );
     rejected(
-        &["gmm", "--data", s(scratch.path()), "--column", "a", "--out", o],
+        &[
+            "gmm",
+            "--data",
+            s(scratch.path()),
+            "--column",
+            "a",
+            "--out",
+            o,
+        ],
         &["cannot read"],
         &[&out],
     );
@@ -310,7 +354,17 @@ fn malformed_csv_is_rejected_by_gmm() {
         (0..100).fold(String::from("v\n"), |t, i| t + &format!("{}\n", i % 2)),
     );
     rejected(
-        &["gmm", "--data", s(&binary), "--column", "v", "--k", "3", "--out", o],
+        &[
+            "gmm",
+            "--data",
+            s(&binary),
+            "--column",
+            "v",
+            "--k",
+            "3",
+            "--out",
+            o,
+        ],
         &["2 distinct values", "--k 3"],
         &[&out],
     );
@@ -327,12 +381,42 @@ fn malformed_csv_is_rejected_by_train_forward_and_all() {
         let f = s(&file);
         rejected(
             &[
-                "train", "--data", f, "--columns", "a,b", "--label", "l", "--out", o,
+                "train",
+                "--data",
+                f,
+                "--columns",
+                "a,b",
+                "--label",
+                "l",
+                "--out",
+                o,
             ],
             &mentions,
             &[&out, &file],
         );
     }
+    // The same column twice, or the class column among the coordinates.
+    let good = scratch.file("good.csv", csv_text(&labelled_rows(300, 2, 9), "\n"));
+    rejected(
+        &["train", "--data", s(&good), "--columns", "a,a", "--out", o],
+        &["a,a", "same column twice"],
+        &[&out],
+    );
+    rejected(
+        &[
+            "train",
+            "--data",
+            s(&good),
+            "--columns",
+            "a,l",
+            "--label",
+            "l",
+            "--out",
+            o,
+        ],
+        &["--label l", "another column"],
+        &[&out],
+    );
     // forward and all read the same data first.
     let na = scratch.file("na2.csv", with_line(3, "NA,1.0,c0"));
     for cmd in ["forward", "all"] {
@@ -390,13 +474,19 @@ fn malformed_csv_is_rejected_by_train_forward_and_all() {
         &["\"zz\""],
         &[&out],
     );
+    rejected(&["train", "--data", g, "--out", o], &["--columns"], &[&out]);
     rejected(
-        &["train", "--data", g, "--out", o],
-        &["--columns"],
-        &[&out],
-    );
-    rejected(
-        &["train", "--data", g, "--columns", "a,b", "--dataset", "moons", "--out", o],
+        &[
+            "train",
+            "--data",
+            g,
+            "--columns",
+            "a,b",
+            "--dataset",
+            "moons",
+            "--out",
+            o,
+        ],
         &["--dataset"],
         &[&out],
     );
@@ -437,7 +527,10 @@ fn bom_and_crlf_simply_work() {
             std::fs::read(a.join(name)).unwrap(),
             std::fs::read(b.join(name)).unwrap(),
         );
-        assert!(x == y, "{name} differs between the BOM/CRLF file and the plain one");
+        assert!(
+            x == y,
+            "{name} differs between the BOM/CRLF file and the plain one"
+        );
     }
     let data: serde_json::Value =
         serde_json::from_slice(&std::fs::read(a.join("checkpoints/data.json")).unwrap()).unwrap();
@@ -456,7 +549,17 @@ fn two_distinct_values_fit_with_two_components() {
     );
     let out = scratch.join("out");
     for k in ["2", "auto"] {
-        accepted(&["gmm", "--data", s(&file), "--column", "v", "--k", k, "--out", s(&out)]);
+        accepted(&[
+            "gmm",
+            "--data",
+            s(&file),
+            "--column",
+            "v",
+            "--k",
+            k,
+            "--out",
+            s(&out),
+        ]);
         let fit: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("gmm_fit.json")).unwrap()).unwrap();
         assert!(fit["k"].as_u64().unwrap() <= 2, "{fit}");
@@ -481,7 +584,11 @@ fn an_output_folder_that_cannot_be_created_is_rejected_before_any_work() {
         vec!["all", "--out", s(&deeper)],
     ];
     for args in &cases {
-        rejected(args, &["regular-file", "is a file"], &[scratch.path(), ckpt]);
+        rejected(
+            args,
+            &["regular-file", "is a file"],
+            &[scratch.path(), ckpt],
+        );
     }
     // --out naming the file itself.
     rejected(

@@ -23,7 +23,11 @@ fn stopped(args: &[&str], watch: &[&Path]) -> String {
     );
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{}", r.stderr);
-    assert!(!r.stderr.to_lowercase().contains("panicked"), "{}", r.stderr);
+    assert!(
+        !r.stderr.to_lowercase().contains("panicked"),
+        "{}",
+        r.stderr
+    );
     for (path, old) in watch.iter().zip(before) {
         assert!(snapshot(path) == old, "{} changed", path.display());
     }
@@ -32,7 +36,9 @@ fn stopped(args: &[&str], watch: &[&Path]) -> String {
 
 /// The number right after `prefix` in `line`.
 fn number_after(line: &str, prefix: &str) -> f64 {
-    let rest = &line[line.find(prefix).unwrap_or_else(|| panic!("{line:?} lacks {prefix:?}"))
+    let rest = &line[line
+        .find(prefix)
+        .unwrap_or_else(|| panic!("{line:?} lacks {prefix:?}"))
         + prefix.len()..];
     let end = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
@@ -72,7 +78,7 @@ fn training_divergence_names_the_step_and_the_last_finite_loss() {
     assert!(line.contains("training the denoiser"), "{line}");
     let step = number_after(&line, "diverged at step ");
     assert!(
-        step >= 2.0 && step <= 100.0 && step.fract() == 0.0,
+        (2.0..=100.0).contains(&step) && step.fract() == 0.0,
         "{line}"
     );
     let last = number_after(&line, "last finite loss: ");

@@ -144,7 +144,12 @@ fn killed_while_writing_leaves_old_or_new_complete_files() {
             kills_while_writing += 1;
         }
         kill(child);
-        check_old_or_new(&out, &old, &new[which], &format!("round {round} ({})", stages[which][0]));
+        check_old_or_new(
+            &out,
+            &old,
+            &new[which],
+            &format!("round {round} ({})", stages[which][0]),
+        );
     }
     // The polling caught the writes at least once (each stage writes for tens of ms).
     assert!(kills_while_writing >= 1, "no kill landed while writing");
@@ -222,7 +227,11 @@ fn stamps(dir: &Path) -> Stamps {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             if meta.is_dir() {
                 walk(root, &path, out);
             } else {

@@ -74,13 +74,11 @@ impl<'a> Reader<'a> {
 
     fn usize_key(&self, key: &'static str) -> Result<usize> {
         let value = self.key(key)?;
-        value
-            .parse()
-            .map_err(|e: std::num::ParseIntError| ModelError::BadMetadata {
-                key,
-                value: value.to_string(),
-                reason: e.to_string(),
-            })
+        parse_size(value).map_err(|reason| ModelError::BadMetadata {
+            key,
+            value: value.to_string(),
+            reason,
+        })
     }
 
     fn activation(&self) -> Result<Activation> {
@@ -175,6 +173,25 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+}
+
+/// The largest size (width, layer count, T, …) a checkpoint's metadata may state: far
+/// above any real net, and small enough that sums and products of a few sizes cannot
+/// overflow `usize` (a file stating `hidden_layers = 18446744073709551615` once made the
+/// loader overflow, or loop building layer shapes in release builds).
+const MAX_SIZE: usize = 1 << 30;
+
+/// A size from the metadata: a whole number from 0 to [`MAX_SIZE`].
+fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|e: std::num::ParseIntError| e.to_string())?;
+    if value > MAX_SIZE {
+        return Err(format!(
+            "larger than {MAX_SIZE}, the most a checkpoint may state"
+        ));
+    }
+    Ok(value)
 }
 
 /// The safetensors bytes of `tensors` (all F32) and `meta`, identical for identical
@@ -311,7 +328,7 @@ impl ClassifierNet {
         } else {
             hidden_text
                 .split(',')
-                .map(|w| w.trim().parse::<usize>())
+                .map(|w| parse_size(w.trim()))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| ModelError::BadMetadata {
                     key: "hidden",
@@ -684,10 +701,25 @@ mod tests {
             err.to_string(),
             "denoiser.layers.0.weight has shape [128, 3], expected [64, 3]"
         );
+        // More layers than the file holds: caught before any allocation.
         let mut deep = meta.clone();
-        deep.insert("hidden_layers".into(), "1000000000000".into());
+        deep.insert("hidden_layers".into(), "1000000".into());
         let err = DenoiserNet::from_safetensors(&rebuild(deep, tensors.clone()), None).unwrap_err();
         assert!(matches!(err, ModelError::MissingTensor(_)), "{err}");
+        // Sizes beyond any real net (sums of them would overflow): refused as metadata.
+        for huge in ["1000000000000", "18446744073709551615"] {
+            for key in ["hidden_layers", "dim", "hidden_width", "num_steps"] {
+                let mut m = meta.clone();
+                m.insert(key.into(), huge.into());
+                let err =
+                    DenoiserNet::from_safetensors(&rebuild(m, tensors.clone()), None).unwrap_err();
+                assert!(
+                    err.to_string()
+                        .starts_with(&format!("checkpoint metadata \"{key}\" = \"{huge}\"")),
+                    "{err}"
+                );
+            }
+        }
         let mut bad = meta.clone();
         bad.insert("dim".into(), "two".into());
         let err = DenoiserNet::from_safetensors(&rebuild(bad, tensors.clone()), None).unwrap_err();

@@ -88,7 +88,7 @@ fn read_all_ways(path: &Path) {
     }
     for drop_missing in [false, true] {
         if let Ok(d) = load_labelled(path, &["a", "b"], Some("l"), drop_missing) {
-            assert!(d.len() > 0 && d.points.ncols() == 2);
+            assert!(!d.is_empty() && d.points.ncols() == 2);
             assert!(d.points.iter().all(|x| x.is_finite()));
             let labels = d.labels.as_ref().expect("a label column was asked for");
             assert_eq!(labels.len(), d.len());
@@ -169,7 +169,10 @@ fn mutated_valid_files_never_panic() {
     // Unmutated, the generator's files load (two or more classes: `classes` ≥ 2 and
     // rows ≥ 2 in most of them).
     let valid = fuzz("valid", 20_000, 300, valid_csv);
-    assert!(valid > 150, "only {valid} of 300 generated files were valid");
+    assert!(
+        valid > 150,
+        "only {valid} of 300 generated files were valid"
+    );
     let still_valid = fuzz("mutated", 30_000, 4000, |rng| {
         let mut b = valid_csv(rng);
         mutate(&mut b, rng);
