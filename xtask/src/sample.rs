@@ -40,14 +40,24 @@ fn target_classes(args: &SampleArgs, data: &Prepared) -> anyhow::Result<Vec<u32>
         return Ok((0..names.len() as u32).collect());
     }
     if names.is_empty() {
-        bail!("--classes {} given, but the data has no labels: nothing to guide towards", args.classes.join(","));
+        bail!(
+            "--classes {} given, but the data has no labels: nothing to guide towards",
+            args.classes.join(",")
+        );
     }
     args.classes
         .iter()
         .map(|c| {
-            names.iter().position(|n| n == c).map(|i| i as u32).with_context(|| {
-                format!("class '{c}' is not one the classifier has: allowed {}", names.join(", "))
-            })
+            names
+                .iter()
+                .position(|n| n == c)
+                .map(|i| i as u32)
+                .with_context(|| {
+                    format!(
+                        "class '{c}' is not one the classifier has: allowed {}",
+                        names.join(", ")
+                    )
+                })
         })
         .collect()
 }

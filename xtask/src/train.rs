@@ -11,7 +11,8 @@ use candle_core::{Device, Tensor};
 use models::{
     accuracy_curve, accuracy_on, bayes_accuracy_closed_form, denoiser_loss_floor, train_classifier,
     train_denoiser, Activation, ClassifierConfig, ClassifierNet, ClassifierTraining,
-    DenoiserConfig, DenoiserTraining, ExactMixture, LrSchedule, NoisyClassifier, NoisyTestSet, TimeEncoding,
+    DenoiserConfig, DenoiserTraining, ExactMixture, LrSchedule, NoisyClassifier, NoisyTestSet,
+    TimeEncoding,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
