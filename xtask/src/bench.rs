@@ -243,7 +243,11 @@ impl Table {
         self.rows.push(Row {
             name: name.into(),
             steps,
-            cpu: if cpu.len() == seconds.len() { cpu } else { Vec::new() },
+            cpu: if cpu.len() == seconds.len() {
+                cpu
+            } else {
+                Vec::new()
+            },
             seconds,
             floor_flops: None,
         });
@@ -434,7 +438,13 @@ fn pipeline_stages(
         let (u_run, u) = if wanted("unguided") || wanted("figures") {
             sample_once(None, SEED + 10)?
         } else {
-            (SampleRun { dim: 2, snapshots: Vec::new() }, zero)
+            (
+                SampleRun {
+                    dim: 2,
+                    snapshots: Vec::new(),
+                },
+                zero,
+            )
         };
         if wanted("unguided") {
             ung_s.push(u);
@@ -455,9 +465,24 @@ fn pipeline_stages(
         runs = std::iter::once(u_run).chain(guided).collect();
     }
     let rows: [(&str, &str, Option<usize>, Vec<Timed>); 4] = [
-        ("denoiser", "denoiser train (batch 128)", Some(den_cfg.steps), den_s),
-        ("classifier", "classifier train (batch 128)", Some(clf_steps), clf_s),
-        ("unguided", "unguided sampling (500 samples)", Some(500), ung_s),
+        (
+            "denoiser",
+            "denoiser train (batch 128)",
+            Some(den_cfg.steps),
+            den_s,
+        ),
+        (
+            "classifier",
+            "classifier train (batch 128)",
+            Some(clf_steps),
+            clf_s,
+        ),
+        (
+            "unguided",
+            "unguided sampling (500 samples)",
+            Some(500),
+            ung_s,
+        ),
         (
             "guided",
             "guided sampling (500 samples, one class; both classes timed)",

@@ -95,7 +95,8 @@ multiversion! {
     /// g = 0 where a ≤ 0 (or NaN): the relu mask of the layer whose output is a.
     fn mask_where_off(g: &mut [f32], a: &[f32]) {
         for (g, &a) in g.iter_mut().zip(a) {
-            if !(a > 0.0) {
+            // `a > 0.0` is false for NaN too, which is what masks it.
+            if a.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 *g = 0.0;
             }
         }
@@ -220,7 +221,17 @@ fn gemm_new(m: usize, n: usize, k: usize, a: &[f32], op_a: Op, b: &[f32], op_b: 
     let mut c = Vec::with_capacity(m * n);
     // SAFETY: gemm_raw writes all m·n elements when not accumulating; lengths checked above.
     unsafe {
-        gemm_raw(m, n, k, c.as_mut_ptr(), false, a.as_ptr(), op_a, b.as_ptr(), op_b);
+        gemm_raw(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            false,
+            a.as_ptr(),
+            op_a,
+            b.as_ptr(),
+            op_b,
+        );
         c.set_len(m * n);
     }
     c
@@ -357,13 +368,15 @@ impl MlpPass {
 }
 
 /// The contiguous f32 elements of a tensor, borrowed from its storage when possible.
-pub(crate) fn f32_elements<'a>(storage: &'a Storage, layout: &Layout) -> candle_core::Result<Cow<'a, [f32]>> {
+pub(crate) fn f32_elements<'a>(
+    storage: &'a Storage,
+    layout: &Layout,
+) -> candle_core::Result<Cow<'a, [f32]>> {
     match storage {
         Storage::Cpu(CpuStorage::F32(d)) => Ok(elements(d, layout)),
-        Storage::Cpu(other) => candle_core::bail!(
-            "fused kernels need f32 tensors, got {:?}",
-            other.dtype()
-        ),
+        Storage::Cpu(other) => {
+            candle_core::bail!("fused kernels need f32 tensors, got {:?}", other.dtype())
+        }
         _ => candle_core::bail!("fused kernels run on the CPU only"),
     }
 }
@@ -569,7 +582,7 @@ mod tests {
 
     fn tensor(rows: usize, cols: usize, seed: f32) -> Tensor {
         let v: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i as f32 * 0.7311 + seed).sin() * 1.3))
+            .map(|i| (i as f32 * 0.7311 + seed).sin() * 1.3)
             .collect();
         Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
     }
@@ -603,7 +616,12 @@ mod tests {
                 theirs = theirs.relu().unwrap();
             }
             close(&ours, &theirs);
-            let g1 = (ours * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let g1 = (ours * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             let g2 = (theirs * &probe)
                 .unwrap()
                 .sum_all()
@@ -631,17 +649,43 @@ mod tests {
         // 600·128·128 is above PARALLEL_MIN_FLOPS: compare 1 and 2 threads bit for bit.
         let (xs, ws) = (
             x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            w.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            w.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
         );
         let bs = vec![0.25f32; 128];
         let run = |threads: usize| {
             let mut c = vec![0f32; 600 * 128];
-            c.iter_mut().zip(bs.iter().cycle()).for_each(|(c, b)| *c = *b);
+            c.iter_mut()
+                .zip(bs.iter().cycle())
+                .for_each(|(c, b)| *c = *b);
             unsafe {
                 gemm::gemm(
-                    600, 128, 128, c.as_mut_ptr(), 1, 128, true, xs.as_ptr(), 1, 128,
-                    ws.as_ptr(), 128, 1, 1.0, 1.0, false, false, false,
-                    if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None },
+                    600,
+                    128,
+                    128,
+                    c.as_mut_ptr(),
+                    1,
+                    128,
+                    true,
+                    xs.as_ptr(),
+                    1,
+                    128,
+                    ws.as_ptr(),
+                    128,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    if threads > 1 {
+                        Parallelism::Rayon(threads)
+                    } else {
+                        Parallelism::None
+                    },
                 )
             };
             c

@@ -573,7 +573,10 @@ impl NoisyClassifier for ClassifierNet {
         }
         check_step(t, self.config.num_steps)?;
         let (n, d) = (check_batch(x_t, self.config.dim)?, self.config.dim);
-        let targets = targets.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
+        let targets = targets
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .to_vec1::<u32>()?;
         if targets.len() != n {
             candle_core::bail!("{} targets for a batch of {n}", targets.len());
         }
@@ -581,10 +584,7 @@ impl NoisyClassifier for ClassifierNet {
             .iter()
             .find(|&&c| c as usize >= self.config.num_classes)
         {
-            candle_core::bail!(
-                "target class {c} is outside 0..{}",
-                self.config.num_classes
-            );
+            candle_core::bail!("target class {c} is outside 0..{}", self.config.num_classes);
         }
         // Read every operand in place (no copies): the storages stay locked for reading.
         let mut tensors = vec![x_t, &self.embedding];

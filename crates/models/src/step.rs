@@ -107,7 +107,12 @@ impl DenoiserStep {
     }
 
     /// The backward pass of the last [`DenoiserStep::loss`] and one Adam step.
-    pub(crate) fn update(&mut self, opt: &mut Adam, input: &[f32], b: usize) -> candle_core::Result<()> {
+    pub(crate) fn update(
+        &mut self,
+        opt: &mut Adam,
+        input: &[f32],
+        b: usize,
+    ) -> candle_core::Result<()> {
         if !self.fused {
             let loss = self.loss.take().expect("loss() comes first");
             return opt.backward_step(&loss);

@@ -16,10 +16,10 @@ use rand_distr::{Distribution, StandardNormal};
 use schedule::NoiseSchedule;
 
 use crate::adam::Adam;
-use crate::step::{ClassifierStep, DenoiserStep};
 use crate::error::{ModelError, Result};
 use crate::init::{init_classifier, init_denoiser};
 use crate::nets::{ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet};
+use crate::step::{ClassifierStep, DenoiserStep};
 
 /// Settings of the denoiser's training loop; `Default` is the notebook's (2000 steps, batch 128, lr 1e-3).
 #[derive(Debug, Clone, PartialEq)]

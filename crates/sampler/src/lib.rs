@@ -246,7 +246,10 @@ fn normal_values(rng: &mut StdRng, len: usize, scale: f64) -> Vec<f32> {
 
 /// The f32 values of a model's n × d output, row-major.
 fn host(t: &Tensor, len: usize) -> Result<Vec<f32>, SamplerError> {
-    let v = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let v = t
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     if v.len() != len {
         return Err(candle_core::Error::Msg(format!(
             "a model returned {} values where {len} were expected",
