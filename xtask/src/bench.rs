@@ -2,14 +2,21 @@
 //! floor and, with `--peers`, beside PyTorch and JAX running the same pipeline.
 //!
 //! Each stage runs once to warm up, then `--repeats` times; the table shows the median
-//! and min–max. Training and sampling run through the libraries' public APIs with the
-//! notebook's settings (denoiser 2000 steps, classifier 1000 epochs = 8000 steps, both
-//! batch 128; 500 samples × 500 steps); sampling uses the nets trained in the warm-up.
-//! Figures are rendered and encoded in memory (no file is written).
+//! and min–max (wall clock), and the median CPU time of the process (all threads), which
+//! moves less than the wall clock when other work shares the machine. Training and
+//! sampling run through the libraries' public APIs with the notebook's settings (denoiser
+//! 2000 steps, classifier 1000 epochs = 8000 steps, both batch 128; 500 samples × 500
+//! steps, guidance scale 30); sampling uses the nets trained in the warm-up. Figures are
+//! rendered and encoded in memory (no file is written). `--only` picks stage groups.
 //!
 //! The floor of a step is its FLOPs, counted from the layer shapes (2·m·k·n per matmul
-//! forward, backward 2× forward, Adam 12 flops per parameter), divided by the matmul
-//! rate measured in the same run (a candle 128×128×128 f32 matmul on one thread).
+//! forward, backward 2× forward, Adam 12 flops per parameter; the guided step adds the
+//! classifier's forward and its backward to x), divided by the matmul rate measured in the
+//! same run: a candle 128×128×128 f32 matmul on one thread, best of 15 timings (the best,
+//! because a floor is what the core does when nothing interferes).
+//!
+//! `--scaling` runs one child process per size (`--scaling-one N`) so that each reports
+//! its own peak memory (VmHWM from /proc/self/status).
 //!
 //! Benchmarks are not tests: nothing here asserts a time.
 
@@ -49,18 +56,29 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     eprintln!("bench: load average before {load_before}; {repeats} repeats after a warm-up");
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
 
-    let gflops = matmul_gflops()?;
-    eprintln!("bench: candle 128×128×128 f32 matmul, 1 thread: {gflops:.1} GFLOP/s");
+    let (gflops, gflops_median) = matmul_gflops()?;
+    eprintln!(
+        "bench: candle 128×128×128 f32 matmul, 1 thread: {gflops:.1} GFLOP/s best, {gflops_median:.1} median"
+    );
 
     let mut table = Table::default();
-    const GROUPS: [&str; 5] = ["denoiser", "classifier", "unguided", "guided", "figures"];
+    const GROUPS: [&str; 6] = [
+        "denoiser",
+        "classifier",
+        "unguided",
+        "guided",
+        "figures",
+        "kernels",
+    ];
     if let Some(bad) = args.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
         bail!("--only {bad}: the groups are {}", GROUPS.join(", "));
     }
     let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
-    let pipeline = pipeline_stages(repeats, &wanted, &mut table)?;
-    if wanted("figures") {
-        figure_stages(repeats, &pipeline, &mut table)?;
+    if GROUPS[..5].iter().any(|g| wanted(g)) {
+        let pipeline = pipeline_stages(repeats, &wanted, &mut table)?;
+        if wanted("figures") {
+            figure_stages(repeats, &pipeline, &mut table)?;
+        }
     }
 
     // Floors.
@@ -97,9 +115,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let load_after = loadavg();
     println!(
         "\nbench: load average before {load_before}, after {load_after}; RAYON_NUM_THREADS={threads}; \
-         matmul rate {gflops:.1} GFLOP/s (candle 128³ f32, 1 thread)\n"
+         matmul rate {gflops:.1} GFLOP/s best of 15, {gflops_median:.1} median (candle 128³ f32, 1 thread)\n"
     );
     table.print(gflops);
+    let mut kernel_rows = Vec::new();
+    if wanted("kernels") {
+        kernels(&mut kernel_rows)?;
+    }
 
     let mut report = json!({
         "machine": {
@@ -109,8 +131,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "rayon_num_threads": threads,
         },
         "repeats": repeats,
-        "matmul_gflops_1thread": gflops,
+        "matmul_gflops_1thread": {"best": gflops, "median": gflops_median},
         "rows": table.json(gflops),
+        "kernels": kernel_rows,
     });
 
     if args.peers {
@@ -155,38 +178,113 @@ fn params(shapes: &[(usize, usize)]) -> usize {
     shapes.iter().map(|&(o, i)| o * i + o).sum()
 }
 
-/// GFLOP/s of a candle 128×128×128 f32 matmul on one thread: the median of 15 timings of 200 products.
-fn matmul_gflops() -> anyhow::Result<f64> {
-    let saved = std::env::var_os("RAYON_NUM_THREADS");
-    std::env::set_var("RAYON_NUM_THREADS", "1");
-    let mut rng = StdRng::seed_from_u64(SEED);
-    let a = Tensor::from_vec(
-        models::standard_normal(128 * 128, &mut rng),
-        (128, 128),
-        &Device::Cpu,
-    )?;
-    let b = Tensor::from_vec(
-        models::standard_normal(128 * 128, &mut rng),
-        (128, 128),
-        &Device::Cpu,
-    )?;
-    let per = 200;
+/// Seconds a call of `f`, best and median of 15 timings of `per` calls (after one warm-up
+/// timing): the best is the machine's speed with the least interference from other load.
+fn micro(per: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Stats> {
     let mut times = Vec::new();
     for k in 0..16 {
         let start = Instant::now();
         for _ in 0..per {
-            std::hint::black_box(a.matmul(&b)?);
+            f()?;
         }
         if k > 0 {
             times.push(start.elapsed().as_secs_f64() / per as f64);
         }
     }
+    Ok(Stats::of(&times))
+}
+
+/// A seeded n × k standard-normal f32 tensor.
+fn randn(n: usize, k: usize, seed: u64) -> anyhow::Result<Tensor> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Ok(Tensor::from_vec(
+        models::standard_normal(n * k, &mut rng),
+        (n, k),
+        &Device::Cpu,
+    )?)
+}
+
+/// Runs `f` with RAYON_NUM_THREADS=1, then restores the variable.
+fn one_thread<R>(f: impl FnOnce() -> R) -> R {
+    let saved = std::env::var_os("RAYON_NUM_THREADS");
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+    let r = f();
     match saved {
         Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
         None => std::env::remove_var("RAYON_NUM_THREADS"),
     }
-    let t = Stats::of(&times).median;
-    Ok(2.0 * 128f64.powi(3) / t / 1e9)
+    r
+}
+
+/// GFLOP/s of a candle 128×128×128 f32 matmul on one thread: (best, median) of 15 timings
+/// of 200 products. The floors use the best: what this core does when nothing interferes.
+fn matmul_gflops() -> anyhow::Result<(f64, f64)> {
+    let (a, b) = (randn(128, 128, SEED)?, randn(128, 128, SEED + 1)?);
+    let s = one_thread(|| {
+        micro(200, || {
+            std::hint::black_box(a.matmul(&b)?);
+            Ok(())
+        })
+    })?;
+    let flops = 2.0 * 128f64.powi(3);
+    Ok((flops / s.min / 1e9, flops / s.median / 1e9))
+}
+
+/// The building blocks of a sampling step, 500 samples, one thread: per call, best and median.
+fn kernels(table: &mut Vec<Value>) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let (den, _) = init_denoiser(&DenoiserConfig::default(), &mut rng)?;
+    let (clf, _) = init_classifier(&ClassifierConfig::default(), &mut rng)?;
+    let (den, clf) = (den.detached(), clf.detached());
+    let x = randn(500, 2, SEED + 2)?;
+    let h = randn(500, 128, SEED + 3)?;
+    let w = randn(128, 128, SEED + 4)?;
+    let targets = Tensor::from_vec(vec![1u32; 500], 500, &Device::Cpu)?;
+    let rows: [(&str, f64, Stats); 3] = one_thread(|| -> anyhow::Result<_> {
+        Ok([
+            (
+                "candle matmul 500×128 · 128×128",
+                2.0 * 500.0 * 128.0 * 128.0,
+                micro(50, || {
+                    std::hint::black_box(h.matmul(&w)?);
+                    Ok(())
+                })?,
+            ),
+            (
+                "denoiser predict_noise, 500 samples",
+                mlp_flops(&DenoiserConfig::default().layer_shapes(), 500),
+                micro(50, || {
+                    std::hint::black_box(models::NoisePredictor::predict_noise(&den, &x, 250)?);
+                    Ok(())
+                })?,
+            ),
+            (
+                "classifier grad_log_prob, 500 samples",
+                2.0 * mlp_flops(&ClassifierConfig::default().layer_shapes(), 500),
+                micro(50, || {
+                    std::hint::black_box(models::NoisyClassifier::grad_log_prob(
+                        &clf, &x, 250, &targets,
+                    )?);
+                    Ok(())
+                })?,
+            ),
+        ])
+    })?;
+    println!("\n| kernel (1 thread) | µs a call, best | median | GFLOP/s at best |");
+    println!("|---|---:|---:|---:|");
+    for (name, flops, s) in rows {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            s.min * 1e6,
+            s.median * 1e6,
+            flops / s.min / 1e9
+        );
+        table.push(
+            json!({"kernel": name, "flops": flops, "best_us": s.min * 1e6,
+            "median_us": s.median * 1e6}),
+        );
+    }
+    Ok(())
 }
 
 /// Median, min and max of a list of times.
@@ -919,8 +1017,9 @@ fn vm_hwm_kb() -> Option<u64> {
         .ok()
 }
 
-/// `--scaling-one N` (the child of `--scaling`): one guided run of N samples × 500 steps
-/// with freshly initialised notebook-shaped nets; prints one JSON line.
+/// `--scaling-one N` (the child of `--scaling`): guided runs of N samples × 500 steps with
+/// freshly initialised notebook-shaped nets (the median of 5 after a warm-up up to 5,000
+/// samples, one run above); prints one JSON line.
 fn scaling_one(n: usize) -> anyhow::Result<()> {
     let schedule = NoiseSchedule::notebook();
     let mut rng = StdRng::seed_from_u64(SEED);
@@ -930,9 +1029,20 @@ fn scaling_one(n: usize) -> anyhow::Result<()> {
     let before = vm_hwm_kb();
     let config = sampler_config(n, SEED);
     let g = Guidance::one_class(&clf, 1, 30.0, n);
-    let start = Instant::now();
-    let run = sample(&den, &schedule, Some(&g), &config)?;
-    let seconds = start.elapsed().as_secs_f64();
+    // Small sizes: a warm-up and the median of 5 runs; large ones (seconds each): one run.
+    let repeats = if n <= 5_000 { 5 } else { 1 };
+    if repeats > 1 {
+        sample(&den, &schedule, Some(&g), &config)?;
+    }
+    let mut times = Vec::new();
+    let mut run = None;
+    for _ in 0..repeats {
+        let start = Instant::now();
+        run = Some(sample(&den, &schedule, Some(&g), &config)?);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let run = run.expect("at least one run");
+    let seconds = Stats::of(&times).median;
     let after = vm_hwm_kb();
     let snapshot_kb = run.snapshots.len() * n * 2 * 4 / 1024;
     println!(
@@ -941,6 +1051,7 @@ fn scaling_one(n: usize) -> anyhow::Result<()> {
             "n": n,
             "steps": schedule.num_steps(),
             "seconds": seconds,
+            "runs": repeats,
             "vm_hwm_before_kb": before,
             "vm_hwm_after_kb": after,
             "snapshots_kb": snapshot_kb,

@@ -18,6 +18,8 @@
 //! bits, whatever the thread count (gemm splits the output, never the k sum).
 
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::ops::Range;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Storage, Tensor};
@@ -30,7 +32,7 @@ use crate::ops::elements;
 pub(crate) const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
-    if m * n * k < PARALLEL_MIN_FLOPS {
+    if m * n * k < PARALLEL_MIN_FLOPS || IN_PIECE.with(Cell::get) {
         return Parallelism::None;
     }
     match candle_core::utils::get_num_threads() {
@@ -39,14 +41,15 @@ fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     }
 }
 
-/// Defines `fn $name(args)` whose body is compiled three times: for AVX-512, for AVX2 + FMA
-/// and for the baseline, picked at run time. The workspace builds for baseline x86-64
-/// (SSE2), where these loops run 4 lanes wide; AVX-512 runs 16.
+/// Defines `fn $name(args)` whose body is compiled for AVX-512 (with Rust ≥ 1.89, see
+/// build.rs), for AVX2 + FMA and for the baseline, picked at run time. The workspace
+/// builds for baseline x86-64 (SSE2), where these loops run 4 lanes wide; AVX2 runs 8 and
+/// AVX-512 16.
 ///
 /// Only for element-wise loops (and sums whose order does not depend on the vector width):
 /// every lane computes the same IEEE operations in the same order whatever the width, and
-/// Rust never contracts a multiply and an add into an FMA on its own, so all three
-/// versions give the same bits.
+/// Rust never contracts a multiply and an add into an FMA on its own (`mul_add` is one
+/// rounding on every path), so every version gives the same bits.
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -55,19 +58,22 @@ macro_rules! multiversion {
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                unsafe fn v4($($arg: $ty),*) {
-                    body($($arg),*)
+                #[cfg(toydiff_avx512)]
+                {
+                    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                    unsafe fn v4($($arg: $ty),*) {
+                        body($($arg),*)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("avx512vl")
+                    {
+                        // SAFETY: the CPU has the features v4 was compiled for.
+                        return unsafe { v4($($arg),*) };
+                    }
                 }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn v3($($arg: $ty),*) {
                     body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                {
-                    // SAFETY: the CPU has the features v4 was compiled for.
-                    return unsafe { v4($($arg),*) };
                 }
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
@@ -185,9 +191,9 @@ unsafe fn gemm_raw(
     );
 }
 
-/// c = [c +] op(a) · op(b) on slices (see [`gemm_raw`]); checks the lengths.
+/// c = [c +] op(a) · op(b) on slices through gemm (see [`gemm_raw`]); checks the lengths.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(
+fn gemm_slices(
     m: usize,
     n: usize,
     k: usize,
@@ -215,11 +221,275 @@ fn gemm_into(
     }
 }
 
-/// A new m × n vector holding op(a) · op(b), written once (no zero fill).
-fn gemm_new(m: usize, n: usize, k: usize, a: &[f32], op_a: Op, b: &[f32], op_b: Op) -> Vec<f32> {
+/// Widths up to this take the skinny kernels below rather than gemm (whose packing and
+/// tiling cost more than the arithmetic for a 3-wide input or a 2-wide output).
+const SKINNY: usize = 8;
+
+/// Whether [`product`] takes a skinny kernel for these shapes.
+fn is_skinny(m: usize, n: usize, k: usize, op_a: Op) -> bool {
+    match op_a {
+        Op::N => k <= SKINNY || n <= SKINNY,
+        Op::T => m <= SKINNY || n <= SKINNY,
+    }
+}
+
+multiversion! {
+    /// c (m × n) += a (m × k) · b (k × n), all row-major, for small k: one FMA per
+    /// element and k, in k order.
+    fn skinny_k(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
+        for (crow, arow) in c.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+            for (kk, &av) in arow.iter().enumerate() {
+                for (cv, &bv) in crow.iter_mut().zip(&b[kk * n..(kk + 1) * n]) {
+                    *cv = av.mul_add(bv, *cv);
+                }
+            }
+        }
+    }
+}
+
+/// The 16 lane sums acc[l] = Σ_i x[16i + l] · y[16i + l] over the whole 16-chunks of x
+/// (multiply, then add: no FMA), the same bits on every path below.
+fn lane_sums(x: &[f32], y: &[f32]) -> [f32; 16] {
+    let chunks = x.len() / 16;
+    assert!(y.len() >= chunks * 16);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU has AVX; every load reads 8 floats of a whole chunk.
+            return unsafe { lane_sums_avx(x.as_ptr(), y.as_ptr(), chunks) };
+        }
+    }
+    let mut acc = [0f32; 16];
+    for (xs, ys) in x.chunks_exact(16).zip(y.chunks_exact(16)) {
+        for l in 0..16 {
+            acc[l] += xs[l] * ys[l];
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn lane_sums_avx(x: *const f32, y: *const f32, chunks: usize) -> [f32; 16] {
+    use std::arch::x86_64::*;
+    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for i in 0..chunks {
+        let (p, q) = (x.add(16 * i), y.add(16 * i));
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)));
+        hi = _mm256_add_ps(
+            hi,
+            _mm256_mul_ps(_mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(q.add(8))),
+        );
+    }
+    let mut out = [0f32; 16];
+    _mm256_storeu_ps(out.as_mut_ptr(), lo);
+    _mm256_storeu_ps(out.as_mut_ptr().add(8), hi);
+    out
+}
+
+/// Σ x_i y_i: 16 lane sums ([`lane_sums`]), a fixed pairwise tree, then the tail in order.
+///
+/// Written with intrinsics because LLVM vectorised the portable 16-lane loop as 2-lane
+/// pieces; every path gives the same bits.
+#[inline]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = lane_sums(x, y);
+    let mut w = 16;
+    while w > 1 {
+        w /= 2;
+        for l in 0..w {
+            acc[l] += acc[l + w];
+        }
+    }
+    let whole = x.len() / 16 * 16;
+    x[whole..]
+        .iter()
+        .zip(&y[whole..])
+        .fold(acc[0], |s, (&a, &b)| s + a * b)
+}
+
+/// c (m × n) += a (m × k) · bᵀ for b stored n × k, small n: one [`dot`] per element.
+fn skinny_n(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
+    assert!(c.len() % n.max(1) == 0 && a.len() >= c.len() / n.max(1) * k && b.len() >= n * k);
+    #[cfg(all(target_arch = "x86_64", toydiff_avx512))]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F; the lengths are checked above.
+        return unsafe { skinny_n_avx512(c, a, b, n, k) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX; the lengths are checked above.
+        return unsafe { skinny_n_avx(c, a, b, n, k) };
+    }
+    for (crow, arow) in c.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+        for (j, cv) in crow.iter_mut().enumerate() {
+            *cv += dot(arow, &b[j * k..(j + 1) * k]);
+        }
+    }
+}
+
+/// [`skinny_n`] in AVX-512 registers, the same bits as [`dot`] and [`skinny_n_avx`]: lane
+/// sums (multiply, then add), the tree acc[l] += acc[l + w] for w = 8, 4, 2, 1, then the
+/// tail in order. Compiled with Rust ≥ 1.89 only (`toydiff_avx512`, see build.rs).
+#[cfg(all(target_arch = "x86_64", toydiff_avx512))]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f")]
+unsafe fn skinny_n_avx512(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
+    use std::arch::x86_64::*;
+    let chunks = k / 16;
+    let whole = chunks * 16;
+    for (crow, arow) in c.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+        for (j, cv) in crow.iter_mut().enumerate() {
+            let brow = &b[j * k..(j + 1) * k];
+            let mut acc = _mm512_setzero_ps();
+            for i in 0..chunks {
+                let x = _mm512_loadu_ps(arow.as_ptr().add(16 * i));
+                let y = _mm512_loadu_ps(brow.as_ptr().add(16 * i));
+                acc = _mm512_add_ps(acc, _mm512_mul_ps(x, y));
+            }
+            // w = 8: lanes l and l + 8; then w = 4, 2, 1.
+            let lo = _mm512_castps512_ps256(acc);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+            let s8 = _mm256_add_ps(lo, hi);
+            let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+            let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 0b01));
+            let mut sum = _mm_cvtss_f32(s1);
+            for (&x, &y) in arow[whole..].iter().zip(&brow[whole..]) {
+                sum += x * y;
+            }
+            *cv += sum;
+        }
+    }
+}
+
+/// [`skinny_n`] in AVX registers, the same bits as [`dot`]: the 16 lane sums as two
+/// 8-lane halves (multiply, then add), the tree acc[l] += acc[l + w] for w = 8, 4, 2, 1,
+/// then the tail in order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn skinny_n_avx(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
+    use std::arch::x86_64::*;
+    let chunks = k / 16;
+    let whole = chunks * 16;
+    for (crow, arow) in c.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+        for (j, cv) in crow.iter_mut().enumerate() {
+            let brow = &b[j * k..(j + 1) * k];
+            let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for i in 0..chunks {
+                let (p, q) = (arow.as_ptr().add(16 * i), brow.as_ptr().add(16 * i));
+                lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q)));
+                hi = _mm256_add_ps(
+                    hi,
+                    _mm256_mul_ps(_mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(q.add(8))),
+                );
+            }
+            // w = 8: lanes l and l + 8; then w = 4, 2, 1.
+            let s8 = _mm256_add_ps(lo, hi);
+            let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+            let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 0b01));
+            let mut sum = _mm_cvtss_f32(s1);
+            for (&x, &y) in arow[whole..].iter().zip(&brow[whole..]) {
+                sum += x * y;
+            }
+            *cv += sum;
+        }
+    }
+}
+
+multiversion! {
+    /// c (m × n) += aᵀ · b for a stored k × m and b k × n (row-major), small m: row by row
+    /// of a and b, one FMA per element, in k order.
+    fn skinny_tn(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize) {
+        for (arow, brow) in a.chunks_exact(m).zip(b.chunks_exact(n)) {
+            for (crow, &av) in c.chunks_exact_mut(n).zip(arow) {
+                for (cv, &bv) in crow.iter_mut().zip(brow) {
+                    *cv = av.mul_add(bv, *cv);
+                }
+            }
+        }
+    }
+}
+
+/// The (cols × rows) transpose of a row-major (rows × cols) matrix.
+fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = a[r * cols + c];
+        }
+    }
+    t
+}
+
+/// c (m × n, row-major) = [c +] op(a) · op(b), with op(a) m × k and op(b) k × n: gemm,
+/// or a skinny kernel when a dimension is at most [`SKINNY`]. The same shapes always take
+/// the same kernel, so the same inputs give the same bits.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    op_a: Op,
+    b: &[f32],
+    op_b: Op,
+) {
+    if !is_skinny(m, n, k, op_a) {
+        return gemm_slices(m, n, k, c, accumulate, a, op_a, b, op_b);
+    }
+    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    let c = &mut c[..m * n];
+    if !accumulate {
+        c.fill(0.0);
+    }
+    match (op_a, op_b) {
+        (Op::N, Op::N) if k <= SKINNY => skinny_k(c, &a[..m * k], &b[..k * n], n, k),
+        (Op::N, Op::T) if k <= SKINNY => {
+            skinny_k(c, &a[..m * k], &transpose(&b[..n * k], n, k), n, k)
+        }
+        (Op::N, Op::T) => skinny_n(c, &a[..m * k], &b[..n * k], n, k),
+        (Op::N, Op::N) => skinny_n(c, &a[..m * k], &transpose(&b[..k * n], k, n), n, k),
+        (Op::T, Op::N) if m <= SKINNY => skinny_tn(c, &a[..k * m], &b[..k * n], m, n),
+        (Op::T, Op::N) => {
+            // Small n: accumulate cᵀ (n × m) with the roles swapped, then add it back.
+            let mut ct = vec![0f32; n * m];
+            skinny_tn(&mut ct, &b[..k * n], &a[..k * m], n, m);
+            for (j, row) in ct.chunks_exact(m).enumerate() {
+                for (i, &v) in row.iter().enumerate() {
+                    c[i * n + j] += v;
+                }
+            }
+        }
+        (Op::T, Op::T) => unreachable!("no caller multiplies two transposed operands"),
+    }
+}
+
+/// `c` (cleared, its allocation reused) = op(a) · op(b), m × n.
+#[allow(clippy::too_many_arguments)]
+fn product_to(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut Vec<f32>,
+    a: &[f32],
+    op_a: Op,
+    b: &[f32],
+    op_b: Op,
+) {
+    c.clear();
+    if is_skinny(m, n, k, op_a) {
+        c.resize(m * n, 0.0);
+        product(m, n, k, c, true, a, op_a, b, op_b);
+        return;
+    }
     assert!(a.len() >= m * k && b.len() >= k * n);
-    let mut c = Vec::with_capacity(m * n);
-    // SAFETY: gemm_raw writes all m·n elements when not accumulating; lengths checked above.
+    c.reserve(m * n);
+    // SAFETY: gemm_raw writes all m·n elements when not accumulating; lengths checked above,
+    // and the fresh capacity of c cannot overlap a or b.
     unsafe {
         gemm_raw(
             m,
@@ -234,7 +504,152 @@ fn gemm_new(m: usize, n: usize, k: usize, a: &[f32], op_a: Op, b: &[f32], op_b: 
         );
         c.set_len(m * n);
     }
+}
+
+/// A new m × n vector holding op(a) · op(b).
+fn product_new(m: usize, n: usize, k: usize, a: &[f32], op_a: Op, b: &[f32], op_b: Op) -> Vec<f32> {
+    let mut c = Vec::new();
+    product_to(m, n, k, &mut c, a, op_a, b, op_b);
     c
+}
+
+thread_local! {
+    /// Buffers kept from call to call by the inference kernels, per thread.
+    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer from this thread's pool (empty, with its old capacity), or a new one.
+fn take_buf() -> Vec<f32> {
+    POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Returns a buffer to this thread's pool (which keeps at most 16).
+fn give_buf(mut v: Vec<f32>) {
+    v.clear();
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < 16 {
+            p.push(v);
+        }
+    });
+}
+
+/// Rows per piece when a large batch is cut into pieces (see [`by_pieces`]).
+const PIECE_ROWS: usize = 256;
+/// Batches from this many rows on are cut into pieces.
+const PIECES_FROM: usize = 2048;
+
+thread_local! {
+    /// Set while this thread works on one piece: its products stay on this thread.
+    static IN_PIECE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Calls `f(rows, out_piece)` for a batch of n independent rows whose output has `out_w`
+/// values a row: at once below [`PIECES_FROM`] rows, else piece by piece of [`PIECE_ROWS`]
+/// rows (so that each piece's activations stay in the core's cache), the pieces shared
+/// among `RAYON_NUM_THREADS` threads. Pieces start at fixed rows, whatever the thread
+/// count, so the same inputs give the same bits.
+fn by_pieces(n: usize, out: &mut [f32], out_w: usize, f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    if n < PIECES_FROM || out_w == 0 {
+        return f(0..n, out);
+    }
+    let mut pieces: Vec<(Range<usize>, &mut [f32])> = out
+        .chunks_mut(PIECE_ROWS * out_w)
+        .enumerate()
+        .map(|(i, o)| (i * PIECE_ROWS..i * PIECE_ROWS + o.len() / out_w, o))
+        .collect();
+    let run = |group: &mut [(Range<usize>, &mut [f32])]| {
+        IN_PIECE.with(|p| p.set(true));
+        for (rows, o) in group.iter_mut() {
+            f(rows.clone(), o);
+        }
+        IN_PIECE.with(|p| p.set(false));
+    };
+    let threads = candle_core::utils::get_num_threads().clamp(1, pieces.len());
+    if threads == 1 {
+        return run(&mut pieces);
+    }
+    let per = pieces.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut groups = pieces.chunks_mut(per);
+        let mine = groups.next();
+        for g in groups {
+            scope.spawn(|| run(g));
+        }
+        if let Some(g) = mine {
+            run(g);
+        }
+    });
+}
+
+/// The relu MLP's output for a batch of n rows (nothing kept for a backward pass): the
+/// same kernel, so the same bits, as the layer-by-layer [`dense`] ops; the hidden
+/// activations live in pooled buffers, and large batches go piece by piece ([`by_pieces`]).
+pub(crate) fn mlp_infer(x: &[f32], n: usize, layers: &[HostLayer]) -> Vec<f32> {
+    let (inp, out_w) = (layers[0].inp, layers[layers.len() - 1].out);
+    if n < PIECES_FROM {
+        return mlp_infer_rows(x, n, layers);
+    }
+    let mut out = vec![0f32; n * out_w];
+    by_pieces(n, &mut out, out_w, |rows, o| {
+        let y = mlp_infer_rows(&x[rows.start * inp..rows.end * inp], rows.len(), layers);
+        o.copy_from_slice(&y);
+    });
+    out
+}
+
+fn mlp_infer_rows(x: &[f32], n: usize, layers: &[HostLayer]) -> Vec<f32> {
+    let last = layers.len() - 1;
+    let (mut cur, mut next) = (take_buf(), take_buf());
+    let mut out = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let src: &[f32] = if i == 0 { x } else { &cur };
+        if i == last {
+            dense_forward_into(src, n, l.inp, l.w, l.b, Act::Identity, &mut out);
+        } else {
+            dense_forward_into(src, n, l.inp, l.w, l.b, Act::Relu, &mut next);
+            std::mem::swap(&mut cur, &mut next);
+        }
+    }
+    give_buf(cur);
+    give_buf(next);
+    out
+}
+
+multiversion! {
+    /// Appends act(b + Σ_k x[r, k] wt[k, :]) for every row r of x (rows of width `inp`) to
+    /// y, the sum as FMAs in k order starting from b.
+    fn narrow_dense(x: &[f32], wt: &[f32], b: &[f32], inp: usize, relu: bool, y: &mut Vec<f32>) {
+        let out = b.len();
+        y.reserve(x.len() / inp.max(1) * out);
+        for xrow in x.chunks_exact(inp) {
+            let start = y.len();
+            y.extend_from_slice(b);
+            let yrow = &mut y[start..];
+            for (kk, &xv) in xrow.iter().enumerate() {
+                for (yv, &wv) in yrow.iter_mut().zip(&wt[kk * out..(kk + 1) * out]) {
+                    *yv = xv.mul_add(wv, *yv);
+                }
+            }
+            if relu {
+                for v in yrow.iter_mut() {
+                    *v = v.max(0.0);
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// y = act(y + b) row by row (b has one value per column).
+    fn bias_act(y: &mut [f32], b: &[f32], relu: bool) {
+        for row in y.chunks_exact_mut(b.len()) {
+            for (v, &bv) in row.iter_mut().zip(b) {
+                let z = *v + bv;
+                *v = if relu { z.max(0.0) } else { z };
+            }
+        }
+    }
 }
 
 /// The nonlinearity a fused layer applies to its output.
@@ -281,12 +696,48 @@ pub(crate) fn dense_forward_into(
 ) {
     let out = b.len();
     y.clear();
-    y.reserve(n * out);
-    for _ in 0..n {
-        y.extend_from_slice(b);
+    if inp <= SKINNY {
+        // A narrow input (the denoiser's [x_t, t/T]): row by row, b, then one FMA per
+        // input, then the activation, while the row is in L1. The same operations in the
+        // same order as the branch below.
+        narrow_dense(
+            x,
+            &transpose(&w[..out * inp], out, inp),
+            b,
+            inp,
+            act == Act::Relu,
+            y,
+        );
+    } else if is_skinny(n, out, inp, Op::N) {
+        // b, then each term added with an FMA.
+        y.reserve(n * out);
+        for _ in 0..n {
+            y.extend_from_slice(b);
+        }
+        product(n, out, inp, y, true, x, Op::N, w, Op::T);
+        act.apply(y);
+    } else {
+        // The product, then bias and activation in one pass (the same bits as b + product).
+        assert!(x.len() >= n * inp && w.len() >= out * inp);
+        y.reserve(n * out);
+        // SAFETY: gemm_raw writes all n·out elements when not accumulating; x and w are
+        // long enough (checked above) and cannot overlap the fresh capacity of y.
+        unsafe {
+            gemm_raw(
+                n,
+                out,
+                inp,
+                y.as_mut_ptr(),
+                false,
+                x.as_ptr(),
+                Op::N,
+                w.as_ptr(),
+                Op::T,
+            );
+            y.set_len(n * out);
+        }
+        bias_act(y, b, act == Act::Relu);
     }
-    gemm_into(n, out, inp, y, true, x, Op::N, w, Op::T);
-    act.apply(y);
 }
 
 /// A relu MLP's training pass on the host: forward keeping every activation, then the
@@ -349,7 +800,7 @@ impl MlpPass {
             column_sums(db, &self.dz);
             let dw = &mut self.dw[i];
             dw.resize(l.out * l.inp, 0.0);
-            gemm_into(l.out, l.inp, n, dw, false, &self.dz, Op::T, x, Op::N);
+            product(l.out, l.inp, n, dw, false, &self.dz, Op::T, x, Op::N);
             if i > 0 || need_input_grad {
                 let next = if i > 0 {
                     &mut self.dz_next
@@ -357,7 +808,7 @@ impl MlpPass {
                     &mut self.d_input
                 };
                 next.resize(n * l.inp, 0.0);
-                gemm_into(n, l.inp, l.out, next, false, &self.dz, Op::N, l.w, Op::N);
+                product(n, l.inp, l.out, next, false, &self.dz, Op::N, l.w, Op::N);
                 if i > 0 {
                     mask_where_off(&mut self.dz_next, x);
                     std::mem::swap(&mut self.dz, &mut self.dz_next);
@@ -474,13 +925,13 @@ impl CustomOp3 for FusedDense {
             None
         };
         let dw = if need_w {
-            let dw = with_f32(x, |x| Ok(gemm_new(out, inp, n, &dz, Op::T, x, Op::N)))?;
+            let dw = with_f32(x, |x| Ok(product_new(out, inp, n, &dz, Op::T, x, Op::N)))?;
             Some(Tensor::from_vec(dw, (out, inp), &dev)?)
         } else {
             None
         };
         let dx = if need_x {
-            let dx = with_f32(w, |w| Ok(gemm_new(n, inp, out, &dz, Op::N, w, Op::N)))?;
+            let dx = with_f32(w, |w| Ok(product_new(n, inp, out, &dz, Op::N, w, Op::N)))?;
             Some(Tensor::from_vec(dx, (n, inp), &dev)?)
         } else {
             None
@@ -505,7 +956,37 @@ pub(crate) struct HostLayer<'a> {
 /// first layer. Since e is the same for every row, the first layer's e columns fold into
 /// a constant c = b₀ + W₀[:, d:] e, computed once: the first layer costs 2·d per unit and
 /// sample instead of 2·(d + E). Rows are independent, so row i is ∇ log p(y_i | x_i).
+///
+/// The first layer (forward and backward) and the last (logits, softmax and the step back
+/// to the last hidden layer) are single passes; the layers between (one, in the notebook's
+/// net) are gemm products. Large batches go piece by piece ([`by_pieces`]).
 pub(crate) fn classifier_input_grad(
+    x: &[f32],
+    n: usize,
+    d: usize,
+    e: &[f32],
+    layers: &[HostLayer],
+    targets: &[u32],
+) -> Vec<f32> {
+    if n < PIECES_FROM {
+        return classifier_input_grad_rows(x, n, d, e, layers, targets);
+    }
+    let mut dx = vec![0f32; n * d];
+    by_pieces(n, &mut dx, d, |rows, o| {
+        let g = classifier_input_grad_rows(
+            &x[rows.start * d..rows.end * d],
+            rows.len(),
+            d,
+            e,
+            layers,
+            &targets[rows.clone()],
+        );
+        o.copy_from_slice(&g);
+    });
+    dx
+}
+
+fn classifier_input_grad_rows(
     x: &[f32],
     n: usize,
     d: usize,
@@ -524,29 +1005,70 @@ pub(crate) fn classifier_input_grad(
             first.b[j] + dot
         })
         .collect();
-    let mut w0x = vec![0f32; d * h0];
-    for j in 0..h0 {
-        for k in 0..d {
-            w0x[k * h0 + j] = first.w[j * inp + k];
-        }
-    }
-    // Forward, keeping each hidden activation for the relu masks.
-    let mut z = Vec::with_capacity(n * h0);
-    for _ in 0..n {
-        z.extend_from_slice(&c);
-    }
-    gemm_into(n, h0, d, &mut z, true, x, Op::N, &w0x, Op::N);
-    Act::Relu.apply(&mut z);
+    let w0x = transpose_cols(first.w, h0, inp, d);
+    // Forward through the hidden layers, keeping each activation for the relu masks.
+    let mut z = take_buf();
+    narrow_dense(&x[..n * d], &w0x, &c, d, true, &mut z);
     let mut hidden = vec![z];
     let last = layers.len() - 1;
-    for (i, l) in layers.iter().enumerate().skip(1) {
-        let act = if i < last { Act::Relu } else { Act::Identity };
-        let h = dense_forward(&hidden[i - 1], n, l.inp, l.w, l.b, act);
+    for l in &layers[1..last] {
+        let mut h = take_buf();
+        dense_forward_into(
+            hidden.last().expect("z"),
+            n,
+            l.inp,
+            l.w,
+            l.b,
+            Act::Relu,
+            &mut h,
+        );
         hidden.push(h);
     }
-    // d log softmax(l)[y] / d l = onehot(y) − softmax(l), in place on the logits.
-    let classes = layers[last].out;
-    let mut g = hidden.pop().expect("at least one layer");
+    // The last layer: logits, d/d logits = onehot(y) − softmax, and back to the last
+    // hidden layer (masked by its relu).
+    let top = hidden.pop().expect("z");
+    let mut g = take_buf();
+    head_grad(&top, layers[last].w, layers[last].b, targets, &mut g);
+    let mut dh = take_buf();
+    let mut below = top;
+    // The layers between, top down.
+    for i in (1..last).rev() {
+        let l = &layers[i];
+        give_buf(below);
+        below = hidden.pop().expect("one activation per hidden layer");
+        product_to(n, l.inp, l.out, &mut dh, &g, Op::N, l.w, Op::N);
+        mask_where_off(&mut dh, &below);
+        std::mem::swap(&mut g, &mut dh);
+    }
+    give_buf(dh);
+    // Through the x columns of the first layer (g is already masked by its relu).
+    let mut dx = vec![0f32; n * d];
+    skinny_n(&mut dx, &g, &w0x, d, h0);
+    give_buf(below);
+    give_buf(g);
+    dx
+}
+
+/// The first `cols` columns of a row-major (rows × width) matrix, transposed: cols × rows.
+fn transpose_cols(w: &[f32], rows: usize, width: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; cols * rows];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * width + c];
+        }
+    }
+    t
+}
+
+/// For each row h of `hidden` (width = W's in) and its target y: l = W h + b, p =
+/// softmax(l), g_l = onehot(y) − p, and the row of `dh` = Σ_c g_c W[c, :], zero where
+/// h ≤ 0.
+fn head_grad(hidden: &[f32], w: &[f32], b: &[f32], targets: &[u32], dh: &mut Vec<f32>) {
+    let classes = b.len();
+    let width = w.len() / classes.max(1);
+    let n = hidden.len() / width.max(1);
+    let mut g = take_buf();
+    dense_forward_into(hidden, n, width, w, b, Act::Identity, &mut g);
     for (row, &y) in g.chunks_exact_mut(classes).zip(targets) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f32;
@@ -559,15 +1081,34 @@ pub(crate) fn classifier_input_grad(
             *v = if c == y as usize { 1.0 - p } else { -p };
         }
     }
-    // Backward: through layer i to the activation below it, masked by its relu.
-    for i in (1..=last).rev() {
-        let l = &layers[i];
-        let mut dh = gemm_new(n, l.inp, l.out, &g, Op::N, l.w, Op::N);
-        mask_where_off(&mut dh, &hidden[i - 1]);
-        g = dh;
+    dh.clear();
+    dh.resize(n * width, 0.0);
+    back_rows(dh, &g, w, hidden, classes);
+    give_buf(g);
+}
+
+multiversion! {
+    /// Each row of dh (zeroed, width = W's in) = Σ_c g[r, c] W[c, :] (FMAs in c order),
+    /// then 0 where the row of h ≤ 0.
+    fn back_rows(dh: &mut [f32], g: &[f32], w: &[f32], h: &[f32], classes: usize) {
+        let width = w.len() / classes.max(1);
+        for ((row, gr), hr) in dh
+            .chunks_exact_mut(width)
+            .zip(g.chunks_exact(classes))
+            .zip(h.chunks_exact(width))
+        {
+            for (c, &gc) in gr.iter().enumerate() {
+                for (r, &wv) in row.iter_mut().zip(&w[c * width..(c + 1) * width]) {
+                    *r = gc.mul_add(wv, *r);
+                }
+            }
+            for (r, &hv) in row.iter_mut().zip(hr) {
+                if hv <= 0.0 || hv.is_nan() {
+                    *r = 0.0;
+                }
+            }
+        }
     }
-    // Through the x columns of the first layer: dx = dz0 W0[:, :d].
-    gemm_new(n, d, h0, &g, Op::N, &w0x, Op::T)
 }
 
 /// True when the fused kernels can take `x`: f32 on the CPU.
@@ -635,6 +1176,96 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_product_kernel_matches_a_naive_product() {
+        let val = |i: usize, s: f32| ((i as f32 * 0.377 + s).sin()) * 1.7;
+        // (m, n, k): skinny k, skinny n, skinny m (transposed a), and gemm.
+        for &(m, n, k) in &[
+            (37, 19, 3),
+            (37, 2, 40),
+            (5, 33, 50),
+            (40, 6, 33),
+            (33, 40, 50),
+        ] {
+            for (op_a, op_b) in [(Op::N, Op::N), (Op::N, Op::T), (Op::T, Op::N)] {
+                let a: Vec<f32> = (0..m * k).map(|i| val(i, 0.1)).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| val(i, 2.3)).collect();
+                let at = |i: usize, kk: usize| match op_a {
+                    Op::N => a[i * k + kk],
+                    Op::T => a[kk * m + i],
+                } as f64;
+                let bt = |kk: usize, j: usize| match op_b {
+                    Op::N => b[kk * n + j],
+                    Op::T => b[j * k + kk],
+                } as f64;
+                let init: Vec<f32> = (0..m * n).map(|i| val(i, 5.0)).collect();
+                for accumulate in [false, true] {
+                    let mut c = init.clone();
+                    product(m, n, k, &mut c, accumulate, &a, op_a, &b, op_b);
+                    let fresh = product_new(m, n, k, &a, op_a, &b, op_b);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let exact: f64 = (0..k).map(|kk| at(i, kk) * bt(kk, j)).sum();
+                            let base = if accumulate {
+                                init[i * n + j] as f64
+                            } else {
+                                0.0
+                            };
+                            let got = c[i * n + j] as f64;
+                            assert!((got - base - exact).abs() < 1e-4 * (1.0 + exact.abs()));
+                            assert!(
+                                (fresh[i * n + j] as f64 - exact).abs()
+                                    < 1e-4 * (1.0 + exact.abs())
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skinny_n_kernels_agree_bit_for_bit() {
+        for k in [5, 16, 37, 64, 128] {
+            let (m, n) = (23, 3);
+            let a: Vec<f32> = (0..m * k).map(|i| ((i as f32) * 0.91).cos()).collect();
+            let b: Vec<f32> = (0..n * k).map(|i| ((i as f32) * 0.37).sin()).collect();
+            let mut fast = vec![0.5f32; m * n];
+            skinny_n(&mut fast, &a, &b, n, k);
+            let mut generic = vec![0.5f32; m * n];
+            for (crow, arow) in generic.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+                for (j, cv) in crow.iter_mut().enumerate() {
+                    *cv += dot(arow, &b[j * k..(j + 1) * k]);
+                }
+            }
+            assert_eq!(fast, generic, "k = {k}");
+        }
+    }
+
+    #[test]
+    fn large_batches_in_pieces_match_the_whole_batch() {
+        let n = PIECES_FROM + 300;
+        let val = |i: usize, s: f32| ((i as f32 * 0.7311 + s).sin()) * 1.3;
+        let shapes = [(128usize, 3usize), (128, 128), (2, 128)];
+        let params: Vec<(Vec<f32>, Vec<f32>)> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(o, k))| {
+                let w = (0..o * k).map(|j| val(j, i as f32) * 0.2).collect();
+                let b = (0..o).map(|j| val(j, 9.0 + i as f32) * 0.1).collect();
+                (w, b)
+            })
+            .collect();
+        let layers: Vec<HostLayer> = shapes
+            .iter()
+            .zip(&params)
+            .map(|(&(out, inp), (w, b))| HostLayer { w, b, out, inp })
+            .collect();
+        let x: Vec<f32> = (0..n * 3).map(|i| val(i, 0.5)).collect();
+        // Pieces of 256 rows give exactly the rows of one whole-batch pass.
+        assert_eq!(mlp_infer(&x, n, &layers), mlp_infer_rows(&x, n, &layers));
     }
 
     #[test]

@@ -281,6 +281,44 @@ impl Dense {
     }
 }
 
+/// The relu MLP on host rows x (n × in), nothing tracked: `fused::mlp_infer` with the
+/// weights read in place.
+fn infer(layers: &[Dense], x: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
+    let mut tensors = Vec::with_capacity(2 * layers.len());
+    for l in layers {
+        tensors.push(&l.weight);
+        tensors.push(&l.bias);
+    }
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let data = guards
+        .iter()
+        .map(|(s, l)| crate::fused::f32_elements(s, l))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let host: Vec<crate::fused::HostLayer> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let (out, inp) = l.weight.dims2()?;
+            Ok(crate::fused::HostLayer {
+                w: &data[2 * i],
+                b: &data[2 * i + 1],
+                out,
+                inp,
+            })
+        })
+        .collect::<candle_core::Result<_>>()?;
+    if let Some(first) = host.first() {
+        if x.len() != n * first.inp {
+            candle_core::bail!(
+                "expected an input of width {}, got {} values for {n} rows",
+                first.inp,
+                x.len()
+            );
+        }
+    }
+    Ok(crate::fused::mlp_infer(x, n, &host))
+}
+
 /// MLP forward: activation after every layer but the last.
 ///
 /// f32 on the CPU (every net of this crate) goes through the fused dense layer of
@@ -292,6 +330,15 @@ fn mlp_forward(
     input: &Tensor,
 ) -> candle_core::Result<Tensor> {
     if crate::fused::fusable(input) {
+        let tracked = input.track_op()
+            || layers
+                .iter()
+                .any(|l| l.weight.track_op() || l.bias.track_op());
+        if !tracked && activation == Activation::Relu {
+            let (n, out) = (input.dim(0)?, layers[layers.len() - 1].weight.dim(0)?);
+            let y = crate::fused::with_f32(input, |x| infer(layers, x, n))?;
+            return Tensor::from_vec(y, (n, out), input.device());
+        }
         let last = layers.len() - 1;
         let mut h = input.clone();
         for (i, layer) in layers.iter().enumerate() {
