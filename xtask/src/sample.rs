@@ -415,7 +415,7 @@ fn data_noise_floor(
     let rows = train.len() / 2;
     let take = n.min(rows);
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut values: Vec<f64> = (0..FLOOR_REPEATS)
+    let values: Vec<f64> = (0..FLOOR_REPEATS)
         .map(|_| {
             let idx = choose(&mut rng, rows, take);
             let subset: Vec<f64> = idx
@@ -425,14 +425,7 @@ fn data_noise_floor(
             energy_distance(&subset, heldout, 2)
         })
         .collect();
-    values.sort_by(f64::total_cmp);
-    let rank = ((0.95 * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    sampler::metrics::NoiseFloor {
-        mean: values.iter().sum::<f64>() / values.len() as f64,
-        p95: values[rank - 1],
-        n: take,
-        repeats: values.len(),
-    }
+    sampler::metrics::NoiseFloor::from_values(values, take)
 }
 
 /// The majority label of the `KNN` nearest training points of each point (ties: lowest class).

@@ -68,6 +68,25 @@ pub struct NoiseFloor {
     pub repeats: usize,
 }
 
+impl NoiseFloor {
+    /// The mean and nearest-rank 95th percentile of energy distances measured at sample
+    /// size `n` (at least one value).
+    pub fn from_values(mut values: Vec<f64>, n: usize) -> Self {
+        assert!(
+            !values.is_empty(),
+            "a noise floor needs at least one distance"
+        );
+        values.sort_by(f64::total_cmp);
+        let rank = ((0.95 * values.len() as f64).ceil() as usize).clamp(1, values.len());
+        NoiseFloor {
+            mean: values.iter().sum::<f64>() / values.len() as f64,
+            p95: values[rank - 1],
+            n,
+            repeats: values.len(),
+        }
+    }
+}
+
 /// The energy-distance noise floor of `mixture` at sample size `n`, from `repeats` pairs.
 pub fn energy_noise_floor(
     mixture: &GaussianMixture,
@@ -87,7 +106,7 @@ pub fn energy_noise_floor(
     let distance = |(a, b): &(Vec<f64>, Vec<f64>)| energy_distance(a, b, dim);
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let chunk = pairs.len().div_ceil(threads.max(1));
-    let mut values: Vec<f64> = std::thread::scope(|scope| {
+    let values: Vec<f64> = std::thread::scope(|scope| {
         let handles: Vec<_> = pairs
             .chunks(chunk.max(1))
             .map(|part| scope.spawn(move || part.iter().map(distance).collect::<Vec<f64>>()))
@@ -97,14 +116,7 @@ pub fn energy_noise_floor(
             .flat_map(|h| h.join().expect("a noise-floor thread panicked"))
             .collect()
     });
-    values.sort_by(f64::total_cmp);
-    let rank = ((0.95 * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    NoiseFloor {
-        mean: values.iter().sum::<f64>() / values.len() as f64,
-        p95: values[rank - 1],
-        n,
-        repeats: values.len(),
-    }
+    NoiseFloor::from_values(values, n)
 }
 
 /// The most probable component of each point under `mixture` (argmax of p(z = k | x)).
