@@ -9,6 +9,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use toy_data::{BuiltinSet, Covariance, GaussianMixture, Standardizer};
 
+use crate::console::say;
 use crate::flags::DataArgs;
 use crate::output::OutDir;
 
@@ -113,7 +114,7 @@ impl Prepared {
             let d =
                 toy_data::load_labelled(path, &columns, args.label.as_deref(), args.drop_missing)?;
             if d.dropped_rows > 0 {
-                println!(
+                say!(
                     "--drop-missing: skipped {} row(s) with a missing or non-numeric cell",
                     d.dropped_rows
                 );

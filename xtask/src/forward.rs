@@ -7,6 +7,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use schedule::{NoiseSchedule, ScheduleKind};
 use viz::{Color, Curve, LineChart, Panel, PointSeries, Scatter};
 
+use crate::console::say;
 use crate::data::Prepared;
 use crate::flags::{default_out, ForwardArgs};
 use crate::output::{OutDir, Timings};
@@ -64,7 +65,7 @@ fn schedule_figure(out: &OutDir, steps: usize) -> anyhow::Result<()> {
     let panels: Vec<Panel> = panels.into_iter().map(Panel::Line).collect();
     let png = viz::render_png(&panels, 3, 1500, 500)?;
     let path = out.write("schedule.png", &png)?;
-    println!("wrote {}", path.display());
+    say!("wrote {}", path.display());
     Ok(())
 }
 
@@ -120,7 +121,7 @@ fn forward_gif(
         .collect();
     let gif = viz::render_gif(&frames, 1, 640, 600, 7)?;
     let path = out.write("forward_diffusion.gif", &gif)?;
-    println!("wrote {} ({} frames)", path.display(), frames.len());
+    say!("wrote {} ({} frames)", path.display(), frames.len());
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use toy_data::{
 };
 use viz::{Color, Curve, Histogram, Panel};
 
+use crate::console::say;
 use crate::flags::{default_out, GmmArgs, KChoice, MAX_K};
 use crate::output::{OutDir, Timings};
 
@@ -80,11 +81,11 @@ fn notebook(out: &OutDir, args: &GmmArgs, timings: &mut Timings) -> anyhow::Resu
         ..Histogram::default()
     };
     let path = out.write("gmm_samples.png", &png(figure)?)?;
-    println!("wrote {}", path.display());
+    say!("wrote {}", path.display());
 
     // 2. The latent variable: which component each draw came from.
     let (x, z) = gmm.sample_one_with_latent(&mut rng);
-    println!(
+    say!(
         "Generated value: {:.2}, origin (latent variable z): component {}",
         x[0],
         z + 1
@@ -128,7 +129,7 @@ fn user_data(
         "n_parameters": fit.n_parameters,
     });
     let path = out.write_json("gmm_fit.json", &report)?;
-    println!("wrote {}", path.display());
+    say!("wrote {}", path.display());
     Ok(())
 }
 
@@ -151,8 +152,8 @@ fn fit_and_report(
         fit_mixture(data.view(), &EmConfig::new(k).with_seed(seed))?
     };
     let k = fit.mixture.n_components();
-    println!("Normal fit: {normal}");
-    println!("GMM fit:    {fit}");
+    say!("Normal fit: {normal}");
+    say!("GMM fit:    {fit}");
 
     // The notebook's open TODO: the cost and the fit of a Normal against GMMs. (Computed
     // before any file is written: no more components than distinct values.)
@@ -186,7 +187,7 @@ fn fit_and_report(
         ..Histogram::default()
     };
     let path = out.write(figure_name, &png(figure)?)?;
-    println!("wrote {}", path.display());
+    say!("wrote {}", path.display());
 
     print_comparison(&comparison);
     write_comparison(out, &comparison, timings)?;
@@ -194,8 +195,8 @@ fn fit_and_report(
 }
 
 fn print_comparison(c: &Comparison) {
-    println!("\nNormal vs GMM (fit time: median of {COMPARISON_REPEATS} fits):");
-    print!("{}", c.to_markdown(true));
+    say!("\nNormal vs GMM (fit time: median of {COMPARISON_REPEATS} fits):");
+    crate::console::print(&c.to_markdown(true));
 }
 
 /// `gmm_comparison.md` and `.json` without the wall times (they are not
@@ -224,7 +225,7 @@ fn write_comparison(out: &OutDir, c: &Comparison, timings: &mut Timings) -> anyh
         "gmm_comparison.json",
         &json!({ "rows": rows, "best_k_bic": c.best_k_bic }),
     )?;
-    println!("wrote {} (and .md)", path.display());
+    say!("wrote {} (and .md)", path.display());
     let mut fit_times = BTreeMap::new();
     for r in &c.rows {
         fit_times.insert(r.model.clone(), r.fit_seconds_median);

@@ -6,6 +6,7 @@
 
 mod all;
 mod bench;
+mod console;
 mod data;
 mod flags;
 mod forward;

@@ -78,6 +78,10 @@ impl OutDir {
         name: &str,
         fields: BTreeMap<String, serde_json::Value>,
     ) -> anyhow::Result<PathBuf> {
+        // Stages that run side by side (`cargo xtask all`) merge into the same files:
+        // one read-modify-write at a time.
+        static MERGING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = MERGING.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.path(name);
         let mut object = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {

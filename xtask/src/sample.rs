@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use toy_data::GaussianMixture;
 use viz::{Color, Panel, PointSeries, Scatter};
 
+use crate::console::say;
 use crate::data::{file_safe, Prepared};
 use crate::flags::{default_out, SampleArgs, VarianceArg};
 use crate::forward::pairs;
@@ -81,7 +82,7 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     write_outputs(&out, &data, &runs)?;
     out.merge_json("metrics.json", metrics)?;
-    println!("wrote {}", out.path("metrics.json").display());
+    say!("wrote {}", out.path("metrics.json").display());
     timings.record("sample_outputs", start.elapsed().as_secs_f64());
     timings.write(&out)
 }
@@ -162,7 +163,7 @@ pub fn generate(
             );
         }
     }
-    println!(
+    say!(
         "sampled {} points × {} steps: unguided{}",
         args.n,
         schedule.num_steps(),
@@ -214,10 +215,10 @@ fn write_outputs(out: &OutDir, data: &Prepared, runs: &Runs) -> anyhow::Result<(
         .collect();
     let gif = viz::render_gif(&frames, 2, 1050, 600, 4)?;
     let path = out.write("guided_vs_unguided_generation.gif", &gif)?;
-    println!("wrote {} ({} frames)", path.display(), frames.len());
+    say!("wrote {} ({} frames)", path.display(), frames.len());
     let last = frames.last().expect("at least x_T and x_0");
     let path = out.write("samples_final.png", &viz::render_png(last, 2, 1050, 600)?)?;
-    println!("wrote {}", path.display());
+    say!("wrote {}", path.display());
     let header = &data.meta.column_names;
     let final_points = |run: &SampleRun| original_units(data, run.final_points());
     out.write(
@@ -231,7 +232,7 @@ fn write_outputs(out: &OutDir, data: &Prepared, runs: &Runs) -> anyhow::Result<(
             &csv(header, &final_points(run)),
         )?;
     }
-    println!("wrote {}", out.path("samples").display());
+    say!("wrote {}", out.path("samples").display());
     Ok(())
 }
 

@@ -11,8 +11,8 @@ use candle_core::{Device, Tensor};
 use models::{
     accuracy_curve, accuracy_on, bayes_accuracy_closed_form, denoiser_loss_floor, train_classifier,
     train_denoiser, Activation, ClassifierConfig, ClassifierNet, ClassifierTraining,
-    DenoiserConfig, DenoiserTraining, ExactMixture, LrSchedule, NoisyClassifier, NoisyTestSet,
-    TimeEncoding,
+    DenoiserConfig, DenoiserNet, DenoiserTraining, ExactMixture, LrSchedule, NoisyClassifier,
+    NoisyTestSet, TimeEncoding,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -21,6 +21,7 @@ use serde_json::json;
 use toy_data::GaussianMixture;
 use viz::{Color, Curve, LineChart, Panel};
 
+use crate::console::say;
 use crate::data::{standardise_mixture, Prepared};
 use crate::flags::{default_out, ActivationArg, NetArgs, TimeInputArg, TrainArgs};
 use crate::output::{OutDir, Timings};
@@ -125,7 +126,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     denoiser_cfg.validate()?;
     classifier_cfg.validate()?;
     net_config.validate()?;
-    println!(
+    say!(
         "data: {} ({} training rows, {} held out{})",
         data.meta.display_name(),
         n_train,
@@ -137,46 +138,80 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
     );
 
-    // 1. The denoiser ε_θ(x_t, t).
-    let start = Instant::now();
-    let bar = progress::bar(denoiser_cfg.steps as u64, "training denoiser");
-    let (denoiser, denoiser_losses) = train_denoiser(
-        &x0,
-        2,
-        &schedule,
-        &net_config,
-        &denoiser_cfg,
-        &mut |step, _| bar.set_position(step as u64),
-    )
-    .context("training the denoiser")?;
-    bar.finish_and_clear();
-    timings.record("train_denoiser", start.elapsed().as_secs_f64());
-
-    // 2. The classifier p_φ(y | x_t, t), when there are labels to learn.
-    let mut classifier: Option<(ClassifierNet, Vec<f32>)> = None;
-    if let Some(labels) = data.labels_of(false) {
+    // 1–2. The denoiser ε_θ(x_t, t) and, when there are labels to learn, the classifier
+    // p_φ(y | x_t, t). Each has its own seed and runs on one thread, so with a second
+    // core they train side by side: the same bits either way.
+    let labels = data.labels_of(false);
+    let classifier_config = ClassifierConfig {
+        num_classes: data.meta.class_names.len(),
+        ..ClassifierConfig::default()
+    };
+    let bars = indicatif::MultiProgress::new();
+    let denoiser_bar = progress::bar_in(&bars, denoiser_cfg.steps as u64, "training denoiser");
+    let classifier_bar = labels.as_ref().map(|l| {
+        let total = classifier_cfg.total_steps(l.len());
+        progress::bar_in(&bars, total as u64, "training classifier")
+    });
+    let train_den = || -> anyhow::Result<(DenoiserNet, Vec<f32>, f64)> {
         let start = Instant::now();
-        let config = ClassifierConfig {
-            num_classes: data.meta.class_names.len(),
-            ..ClassifierConfig::default()
+        let (net, losses) = train_denoiser(
+            &x0,
+            2,
+            &schedule,
+            &net_config,
+            &denoiser_cfg,
+            &mut |step, _| denoiser_bar.set_position(step as u64),
+        )
+        .context("training the denoiser")?;
+        denoiser_bar.finish_and_clear();
+        Ok((net, losses, start.elapsed().as_secs_f64()))
+    };
+    type Trained = Option<(ClassifierNet, Vec<f32>, f64)>;
+    let train_clf = || -> anyhow::Result<Trained> {
+        let (Some(labels), Some(bar)) = (&labels, &classifier_bar) else {
+            return Ok(None);
         };
-        let total = classifier_cfg.total_steps(labels.len());
-        let bar = progress::bar(total as u64, "training classifier");
+        let start = Instant::now();
         let (net, losses) = train_classifier(
             &x0,
             2,
-            &labels,
+            labels,
             &schedule,
-            &config,
+            &classifier_config,
             &classifier_cfg,
             &mut |step, _| bar.set_position(step as u64),
         )
         .context("training the classifier")?;
         bar.finish_and_clear();
-        timings.record("train_classifier", start.elapsed().as_secs_f64());
-        classifier = Some((net.detached(), losses));
-    }
-    println!(
+        Ok(Some((
+            net.detached(),
+            losses,
+            start.elapsed().as_secs_f64(),
+        )))
+    };
+    let (den, clf) = if labels.is_some() && crate::console::two_cores() {
+        std::thread::scope(|scope| {
+            let clf = scope.spawn(train_clf);
+            let den = train_den();
+            (
+                den,
+                clf.join()
+                    .expect("the classifier's training thread panicked"),
+            )
+        })
+    } else {
+        (train_den(), train_clf())
+    };
+    let (denoiser, denoiser_losses, seconds) = den?;
+    timings.record("train_denoiser", seconds);
+    let classifier: Option<(ClassifierNet, Vec<f32>)> = match clf? {
+        Some((net, losses, seconds)) => {
+            timings.record("train_classifier", seconds);
+            Some((net, losses))
+        }
+        None => None,
+    };
+    say!(
         "trained: denoiser {} steps{}",
         denoiser_losses.len(),
         match &classifier {
@@ -207,14 +242,14 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         Some(m) => Some(denoiser_loss_floor(m, &schedule, FLOOR_DRAWS, seeds.test)?.mean),
         None => None,
     };
-    println!(
+    say!(
         "denoiser loss (mean of the last {} steps): {final_loss:.4}{}",
         LOSS_TAIL.min(denoiser_losses.len()),
         floor.map_or(String::new(), |f| format!(" (exact floor {f:.4})"))
     );
     if let Some(acc) = eval.accuracy {
         let se = models::binomial_std_error(acc, eval.n_test);
-        println!(
+        say!(
             "accuracy at t={EVAL_T}: {:.2}% ± {:.2} ({}{} test points)",
             100.0 * acc,
             100.0 * se,
@@ -244,7 +279,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         None => out.remove(&format!("{CHECKPOINTS}/classifier.safetensors"))?,
     }
     data.save(&out, CHECKPOINTS)?;
-    println!("wrote {}", out.path(CHECKPOINTS).display());
+    say!("wrote {}", out.path(CHECKPOINTS).display());
     let ce_floor = eval.ce_floor;
     loss_figure(
         &out,
@@ -278,7 +313,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     metrics.insert("classifier_loss_floor".into(), json!(ce_floor));
     // train starts a fresh metrics.json: later stages add their fields to it.
     let path = out.write_json("metrics.json", &metrics)?;
-    println!("wrote {}", path.display());
+    say!("wrote {}", path.display());
     timings.record("train_outputs", start.elapsed().as_secs_f64());
     timings.write(&out)
 }
@@ -510,7 +545,7 @@ fn loss_figure(
     let width = 700 * panels.len() as u32;
     let png = viz::render_png(&panels, panels.len(), width, 560)?;
     let path = out.write("training_loss.png", &png)?;
-    println!("wrote {}", path.display());
+    say!("wrote {}", path.display());
     Ok(())
 }
 
@@ -541,6 +576,6 @@ fn accuracy_figure(
         "classifier_accuracy.png",
         &viz::render_png(&[panel], 1, 900, 600)?,
     )?;
-    println!("wrote {}", path.display());
+    say!("wrote {}", path.display());
     Ok(())
 }

@@ -310,7 +310,9 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 
 /// c (m × n) += a (m × k) · bᵀ for b stored n × k, small n: one [`dot`] per element.
 fn skinny_n(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
-    assert!(c.len() % n.max(1) == 0 && a.len() >= c.len() / n.max(1) * k && b.len() >= n * k);
+    assert!(
+        c.len().is_multiple_of(n.max(1)) && a.len() >= c.len() / n.max(1) * k && b.len() >= n * k
+    );
     #[cfg(all(target_arch = "x86_64", toydiff_avx512))]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F; the lengths are checked above.
@@ -546,40 +548,51 @@ thread_local! {
 
 /// Calls `f(rows, out_piece)` for a batch of n independent rows whose output has `out_w`
 /// values a row: at once below [`PIECES_FROM`] rows, else piece by piece of [`PIECE_ROWS`]
-/// rows (so that each piece's activations stay in the core's cache), the pieces shared
-/// among `RAYON_NUM_THREADS` threads. Pieces start at fixed rows, whatever the thread
-/// count, so the same inputs give the same bits.
+/// rows (so that each piece's activations stay in the core's cache), the pieces handed
+/// out one at a time to [`piece_threads`] threads: a thread that shares its core with
+/// other work simply takes fewer pieces. Pieces start at fixed rows and each is computed
+/// the same way whichever thread takes it, so the same inputs give the same bits.
 fn by_pieces(n: usize, out: &mut [f32], out_w: usize, f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
     if n < PIECES_FROM || out_w == 0 {
         return f(0..n, out);
     }
-    let mut pieces: Vec<(Range<usize>, &mut [f32])> = out
+    let pieces: Vec<std::sync::Mutex<(Range<usize>, &mut [f32])>> = out
         .chunks_mut(PIECE_ROWS * out_w)
         .enumerate()
-        .map(|(i, o)| (i * PIECE_ROWS..i * PIECE_ROWS + o.len() / out_w, o))
+        .map(|(i, o)| {
+            let rows = i * PIECE_ROWS..i * PIECE_ROWS + o.len() / out_w;
+            std::sync::Mutex::new((rows, o))
+        })
         .collect();
-    let run = |group: &mut [(Range<usize>, &mut [f32])]| {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
         IN_PIECE.with(|p| p.set(true));
-        for (rows, o) in group.iter_mut() {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(piece) = pieces.get(i) else { break };
+            // Each index is taken by exactly one thread: the lock is never contended.
+            let mut piece = piece.lock().unwrap_or_else(|e| e.into_inner());
+            let (rows, o) = &mut *piece;
             f(rows.clone(), o);
         }
         IN_PIECE.with(|p| p.set(false));
     };
-    let threads = candle_core::utils::get_num_threads().clamp(1, pieces.len());
+    let threads = piece_threads().clamp(1, pieces.len());
     if threads == 1 {
-        return run(&mut pieces);
+        return work();
     }
-    let per = pieces.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let mut groups = pieces.chunks_mut(per);
-        let mine = groups.next();
-        for g in groups {
-            scope.spawn(|| run(g));
+        for _ in 1..threads {
+            scope.spawn(work);
         }
-        if let Some(g) = mine {
-            run(g);
-        }
+        work();
     });
+}
+
+/// Threads for a batch cut into pieces: `RAYON_NUM_THREADS` when it is set (candle's
+/// rule), else every core. Large batches are where threads pay (see BENCHMARKS.md).
+fn piece_threads() -> usize {
+    candle_core::utils::get_num_threads()
 }
 
 /// The relu MLP's output for a batch of n rows (nothing kept for a backward pass): the

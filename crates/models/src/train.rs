@@ -141,7 +141,7 @@ pub(crate) fn count_points(data: &[f32], dim: usize) -> Result<usize> {
     if data.is_empty() {
         return Err(ModelError::EmptyData);
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(ModelError::DataNotMultipleOfDim {
             len: data.len(),
             dim,

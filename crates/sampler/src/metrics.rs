@@ -43,7 +43,7 @@ fn mean_distance(a: &[f64], b: &[f64], dim: usize, same: bool) -> f64 {
 /// Energy distance (Székely & Rizzo) between two samples, unbiased within-sample terms:
 /// E = 2 E‖X − Y‖ − E‖X − X′‖ − E‖Y − Y′‖; 0 in expectation when X and Y share a law.
 pub fn energy_distance(a: &[f64], b: &[f64], dim: usize) -> f64 {
-    assert!(dim > 0 && a.len() % dim == 0 && b.len() % dim == 0);
+    assert!(dim > 0 && a.len().is_multiple_of(dim) && b.len().is_multiple_of(dim));
     2.0 * mean_distance(a, b, dim, false)
         - mean_distance(a, a, dim, true)
         - mean_distance(b, b, dim, true)

@@ -176,7 +176,7 @@ impl Standardizer {
     ) {
         let d = self.dim();
         assert!(
-            d > 0 && data.len() % d == 0,
+            d > 0 && data.len().is_multiple_of(d),
             "flat data of {} values is not a whole number of rows of {d} columns",
             data.len()
         );
