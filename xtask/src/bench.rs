@@ -930,8 +930,14 @@ fn peers(table: &Table) -> anyhow::Result<Value> {
         }
         serde_json::from_slice(&out.stdout).with_context(|| format!("parsing the JSON of {script}"))
     };
-    let torch = run_peer("torch_ref.py", &["--threads", "1"])?;
-    let jax = run_peer("jax_ref.py", &[])?;
+    let timed = |f: &dyn Fn() -> anyhow::Result<Value>| -> anyhow::Result<(Value, f64)> {
+        let start = Instant::now();
+        let v = f()?;
+        Ok((v, start.elapsed().as_secs_f64()))
+    };
+    let (torch, torch_wall) = timed(&|| run_peer("torch_ref.py", &["--threads", "1"]))?;
+    let (jax, jax_wall) = timed(&|| run_peer("jax_ref.py", &[]))?;
+    let ours_wall = all_wall(3)?;
     let get = |v: &Value, k: &str| v["timings_s"][k].as_f64();
     let avg = |v: &Value| Some(0.5 * (get(v, "sample_guided_0")? + get(v, "sample_guided_1")?));
     let five = |v: &Value| {
@@ -1002,7 +1008,42 @@ fn peers(table: &Table) -> anyhow::Result<Value> {
         rows.push(json!({"stage": label, "ours": ours, "torch": t, "jax": j,
             "torch_over_ours": ratio(t), "jax_over_ours": ratio(j)}));
     }
+    let ratio = |p: f64| p / ours_wall;
+    println!(
+        "| whole process wall: `cargo xtask all` (every figure and GIF) against each script | {ours_wall:.4} | {torch_wall:.4} | {:.2}× | {jax_wall:.4} | {:.2}× |",
+        ratio(torch_wall),
+        ratio(jax_wall)
+    );
+    println!(
+        "\n(peers: one run each; JAX's stage times are its warm second calls, its process runs each stage twice and compiles; ours: median of 3 child runs of `xtask all`)"
+    );
+    rows.push(json!({"stage": "whole process wall", "ours": ours_wall, "torch": torch_wall,
+        "jax": jax_wall, "torch_over_ours": ratio(torch_wall), "jax_over_ours": ratio(jax_wall)}));
     Ok(json!({"rows": rows, "torch": torch, "jax": jax}))
+}
+
+/// Median wall seconds of `runs` child runs of `xtask all` into a scratch folder (the
+/// binary already built, as a user runs it the second time).
+fn all_wall(runs: usize) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let out = std::env::temp_dir().join(format!("toydiff-bench-all-{}", std::process::id()));
+    let mut walls = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let status = Command::new(&exe)
+            .args(["all", "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("running xtask all")?;
+        if !status.success() {
+            bail!("xtask all --out {} failed ({status})", out.display());
+        }
+        walls.push(start.elapsed().as_secs_f64());
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(Stats::of(&walls).median)
 }
 
 /// Peak resident memory of this process (VmHWM), in kB.

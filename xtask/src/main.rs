@@ -23,11 +23,10 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // candle's CPU matmul is fastest on one thread at these sizes (see
-    // shared/notes/candle-cpu.md); a user can still override it.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
+    // Threads follow the problem size (models::fused): batches up to 2,047 rows run
+    // on one thread (a second one did not pay there), larger ones share their pieces
+    // among every core, or RAYON_NUM_THREADS of them when it is set. The numbers and
+    // files are the same bits whatever the thread count.
     let cli = match flags::parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -28,8 +28,10 @@ use gemm::Parallelism;
 use crate::ops::elements;
 
 /// Products below this many multiply-adds (m·n·k) run on one thread: at batch 128 the
-/// second thread's start-up cost more than it saved (measured, see BENCHMARKS.md).
-pub(crate) const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+/// second thread's start-up cost more than it saved, and so it did for the 500-sample
+/// sampling products (500·128·128 = 8.2 M; measured, see BENCHMARKS.md). Batches of
+/// [`PIECES_FROM`] rows or more use the threads through [`by_pieces`] instead.
+pub(crate) const PARALLEL_MIN_FLOPS: usize = 1 << 25;
 
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     if m * n * k < PARALLEL_MIN_FLOPS || IN_PIECE.with(Cell::get) {
@@ -338,9 +340,53 @@ fn skinny_n(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
 #[target_feature(enable = "avx512f")]
 unsafe fn skinny_n_avx512(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
     use std::arch::x86_64::*;
+    if n == 0 {
+        return;
+    }
     let chunks = k / 16;
     let whole = chunks * 16;
-    for (crow, arow) in c.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+    let a = &a[..c.len() / n * k];
+    /// The lane tree of one accumulator, then the tail in order.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn finish(acc: __m512, arow: &[f32], brow: &[f32], whole: usize) -> f32 {
+        // w = 8: lanes l and l + 8; then w = 4, 2, 1.
+        let lo = _mm512_castps512_ps256(acc);
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+        let s8 = _mm256_add_ps(lo, hi);
+        let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 0b01));
+        let mut sum = _mm_cvtss_f32(s1);
+        for (&x, &y) in arow[whole..].iter().zip(&brow[whole..]) {
+            sum += x * y;
+        }
+        sum
+    }
+    // Four rows at a time: four independent chains of adds instead of one (each element
+    // still sums its own lanes in the same order, so the same bits).
+    const R: usize = 4;
+    let mut c_groups = c.chunks_exact_mut(n * R);
+    let mut a_groups = a.chunks_exact(k * R);
+    for (cg, ag) in (&mut c_groups).zip(&mut a_groups) {
+        for j in 0..n {
+            let brow = &b[j * k..(j + 1) * k];
+            let mut acc = [_mm512_setzero_ps(); R];
+            for i in 0..chunks {
+                let y = _mm512_loadu_ps(brow.as_ptr().add(16 * i));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm512_loadu_ps(ag.as_ptr().add(r * k + 16 * i));
+                    *acc = _mm512_add_ps(*acc, _mm512_mul_ps(x, y));
+                }
+            }
+            for (r, acc) in acc.into_iter().enumerate() {
+                cg[r * n + j] += finish(acc, &ag[r * k..(r + 1) * k], brow, whole);
+            }
+        }
+    }
+    let rest_c = c_groups.into_remainder();
+    let rest_a = a_groups.remainder();
+    for (crow, arow) in rest_c.chunks_exact_mut(n).zip(rest_a.chunks_exact(k)) {
         for (j, cv) in crow.iter_mut().enumerate() {
             let brow = &b[j * k..(j + 1) * k];
             let mut acc = _mm512_setzero_ps();
@@ -349,18 +395,7 @@ unsafe fn skinny_n_avx512(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usiz
                 let y = _mm512_loadu_ps(brow.as_ptr().add(16 * i));
                 acc = _mm512_add_ps(acc, _mm512_mul_ps(x, y));
             }
-            // w = 8: lanes l and l + 8; then w = 4, 2, 1.
-            let lo = _mm512_castps512_ps256(acc);
-            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-            let s8 = _mm256_add_ps(lo, hi);
-            let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-            let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-            let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 0b01));
-            let mut sum = _mm_cvtss_f32(s1);
-            for (&x, &y) in arow[whole..].iter().zip(&brow[whole..]) {
-                sum += x * y;
-            }
-            *cv += sum;
+            *cv += finish(acc, arow, brow, whole);
         }
     }
 }
@@ -537,7 +572,7 @@ fn give_buf(mut v: Vec<f32>) {
 }
 
 /// Rows per piece when a large batch is cut into pieces (see [`by_pieces`]).
-const PIECE_ROWS: usize = 256;
+const PIECE_ROWS: usize = 512;
 /// Batches from this many rows on are cut into pieces.
 const PIECES_FROM: usize = 2048;
 
@@ -633,22 +668,72 @@ multiversion! {
     /// Appends act(b + Σ_k x[r, k] wt[k, :]) for every row r of x (rows of width `inp`) to
     /// y, the sum as FMAs in k order starting from b.
     fn narrow_dense(x: &[f32], wt: &[f32], b: &[f32], inp: usize, relu: bool, y: &mut Vec<f32>) {
+        let rows = x.len() / inp.max(1);
         let out = b.len();
-        y.reserve(x.len() / inp.max(1) * out);
-        for xrow in x.chunks_exact(inp) {
-            let start = y.len();
-            y.extend_from_slice(b);
-            let yrow = &mut y[start..];
-            for (kk, &xv) in xrow.iter().enumerate() {
-                for (yv, &wv) in yrow.iter_mut().zip(&wt[kk * out..(kk + 1) * out]) {
-                    *yv = xv.mul_add(wv, *yv);
+        y.reserve(rows * out);
+        let start = y.len();
+        let spare = &mut y.spare_capacity_mut()[..rows * out];
+        match (inp, relu) {
+            (1, true) => narrow_rows::<1, true>(x, wt, b, spare),
+            (2, true) => narrow_rows::<2, true>(x, wt, b, spare),
+            (3, true) => narrow_rows::<3, true>(x, wt, b, spare),
+            (4, true) => narrow_rows::<4, true>(x, wt, b, spare),
+            (1, false) => narrow_rows::<1, false>(x, wt, b, spare),
+            (2, false) => narrow_rows::<2, false>(x, wt, b, spare),
+            (3, false) => narrow_rows::<3, false>(x, wt, b, spare),
+            (4, false) => narrow_rows::<4, false>(x, wt, b, spare),
+            _ => {
+                for (xrow, yrow) in x.chunks_exact(inp).zip(spare.chunks_exact_mut(out)) {
+                    for (j, yv) in yrow.iter_mut().enumerate() {
+                        let mut acc = b[j];
+                        for (kk, &xv) in xrow.iter().enumerate() {
+                            acc = xv.mul_add(wt[kk * out + j], acc);
+                        }
+                        yv.write(if relu { acc.max(0.0) } else { acc });
+                    }
                 }
             }
-            if relu {
-                for v in yrow.iter_mut() {
-                    *v = v.max(0.0);
+        }
+        // SAFETY: every one of the rows · out values after `start` was written above.
+        unsafe { y.set_len(start + rows * out) };
+    }
+}
+
+/// [`narrow_dense`] for K inputs: sixteen outputs at a time held in one accumulator (one
+/// AVX-512 register) through the K FMAs, the activation, one store. The same operations
+/// in the same order as the general loop, so the same bits.
+#[inline(always)]
+fn narrow_rows<const K: usize, const RELU: bool>(
+    x: &[f32],
+    wt: &[f32],
+    b: &[f32],
+    y: &mut [std::mem::MaybeUninit<f32>],
+) {
+    const LANES: usize = 16;
+    let out = b.len();
+    let full = out - out % LANES;
+    let wt = &wt[..K * out];
+    for (xrow, yrow) in x.chunks_exact(K).zip(y.chunks_exact_mut(out)) {
+        let xr: &[f32; K] = xrow.try_into().expect("K inputs");
+        for j in (0..full).step_by(LANES) {
+            let mut acc: [f32; LANES] = b[j..j + LANES].try_into().expect("16 lanes");
+            for (kk, &xv) in xr.iter().enumerate() {
+                let w: &[f32; LANES] =
+                    wt[kk * out + j..kk * out + j + LANES].try_into().expect("16 lanes");
+                for l in 0..LANES {
+                    acc[l] = xv.mul_add(w[l], acc[l]);
                 }
             }
+            for (dst, v) in yrow[j..j + LANES].iter_mut().zip(acc) {
+                dst.write(if RELU { v.max(0.0) } else { v });
+            }
+        }
+        for j in full..out {
+            let mut acc = b[j];
+            for (kk, &xv) in xr.iter().enumerate() {
+                acc = xv.mul_add(wt[kk * out + j], acc);
+            }
+            yrow[j].write(if RELU { acc.max(0.0) } else { acc });
         }
     }
 }
@@ -1290,7 +1375,7 @@ mod tests {
         let g = y.sum_all().unwrap().backward().unwrap();
         assert!(g.get(&x).is_none());
         assert!(g.get(w.as_tensor()).is_some() && g.get(b.as_tensor()).is_some());
-        // 600·128·128 is above PARALLEL_MIN_FLOPS: compare 1 and 2 threads bit for bit.
+        // gemm on 1 and 2 threads (what products above PARALLEL_MIN_FLOPS get): the same bits.
         let (xs, ws) = (
             x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             w.as_tensor()
