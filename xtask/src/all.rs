@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use crate::console::{self, say};
 use crate::flags::{
-    default_out, AllArgs, ForwardArgs, GmmArgs, KChoice, SampleArgs, TrainArgs, VarianceArg,
+    default_out, defaults, AllArgs, ForwardArgs, GmmArgs, SampleArgs, TrainArgs,
 };
 use crate::output::{OutDir, Timings};
 
@@ -23,36 +23,27 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
     let gmm_args = GmmArgs {
         out: out_arg.clone(),
         seed: args.seed,
-        data: None,
-        column: None,
-        k: KChoice::Fixed(2),
+        ..defaults()
     };
     let forward_args = ForwardArgs {
         out: out_arg.clone(),
         seed: args.seed,
-        every: 50,
-        steps: 500,
         data: args.data.clone(),
+        ..defaults()
     };
     let train_args = TrainArgs {
         out: out_arg.clone(),
         seed: args.seed,
         steps: args.steps,
         epochs: args.epochs,
-        batch: 128,
-        lr: 1e-3,
         data: args.data.clone(),
         net: args.net.clone(),
+        ..defaults()
     };
     let sample_args = SampleArgs {
         out: out_arg.clone(),
-        checkpoints: None,
-        n: 500,
-        scale: None,
-        classes: vec![],
-        snapshot_every: 10,
-        variance: VarianceArg::Beta,
         seed: args.seed,
+        ..defaults()
     };
     // Training does not need the first two stages' files: with a second core it starts
     // at once, its report kept until the first two stages have printed theirs. Every

@@ -121,6 +121,15 @@ pub struct SampleArgs {
     pub seed: u64,
 }
 
+/// A sub-command's flags as an empty command line gives them: the defaults that `all`
+/// and `quality` start from when they run a stage, so each default is written once.
+pub fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let matches = T::augment_args(clap::Command::new("defaults"))
+        .try_get_matches_from(["defaults"])
+        .expect("every flag has a default or is optional");
+    T::from_arg_matches(&matches).expect("the defaults parse")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum VarianceArg {
     Beta,

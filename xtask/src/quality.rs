@@ -9,7 +9,7 @@ use anyhow::bail;
 use serde_json::{json, Value};
 use toy_data::BuiltinSet;
 
-use crate::flags::{DataArgs, NetArgs, QualityArgs, SampleArgs, TrainArgs, VarianceArg};
+use crate::flags::{defaults, DataArgs, QualityArgs, SampleArgs, TrainArgs};
 use crate::output::OutDir;
 
 /// Energy distance may be at most this many times its noise floor (95th percentile).
@@ -36,24 +36,15 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<()> {
         crate::train::run(&TrainArgs {
             out: Some(folder.clone()),
             seed: args.seed,
-            steps: None,
-            epochs: None,
-            batch: 128,
-            lr: 1e-3,
             data,
-            net: NetArgs::default(),
+            ..defaults()
         })?;
         let train_s = start.elapsed().as_secs_f64();
         let start = Instant::now();
         crate::sample::run(&SampleArgs {
             out: Some(folder.clone()),
-            checkpoints: None,
-            n: 500,
-            scale: None,
-            classes: vec![],
-            snapshot_every: 10,
-            variance: VarianceArg::Beta,
             seed: args.seed,
+            ..defaults()
         })?;
         let sample_s = start.elapsed().as_secs_f64();
         let metrics: Value = serde_json::from_slice(&std::fs::read(folder.join("metrics.json"))?)?;
