@@ -3,9 +3,7 @@
 use std::time::Instant;
 
 use crate::console::{self, say};
-use crate::flags::{
-    default_out, defaults, AllArgs, ForwardArgs, GmmArgs, SampleArgs, TrainArgs,
-};
+use crate::flags::{default_out, defaults, AllArgs, ForwardArgs, GmmArgs, SampleArgs, TrainArgs};
 use crate::output::{OutDir, Timings};
 
 pub fn run(args: &AllArgs) -> anyhow::Result<()> {

@@ -140,7 +140,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         report["peers"] = peers(&table)?;
     }
     if args.scaling {
-        report["scaling"] = scaling()?;
+        report["scaling"] = scaling(args.scaling_rounds)?;
     }
 
     let path = args.json.clone().unwrap_or_else(default_json);
@@ -1017,8 +1017,10 @@ fn peers(table: &Table) -> anyhow::Result<Value> {
     println!(
         "\n(peers: one run each; JAX's stage times are its warm second calls, its process runs each stage twice and compiles; ours: median of 3 child runs of `xtask all`)"
     );
-    rows.push(json!({"stage": "whole process wall", "ours": ours_wall, "torch": torch_wall,
-        "jax": jax_wall, "torch_over_ours": ratio(torch_wall), "jax_over_ours": ratio(jax_wall)}));
+    rows.push(
+        json!({"stage": "whole process wall", "ours": ours_wall, "torch": torch_wall,
+        "jax": jax_wall, "torch_over_ours": ratio(torch_wall), "jax_over_ours": ratio(jax_wall)}),
+    );
     Ok(json!({"rows": rows, "torch": torch, "jax": jax}))
 }
 
@@ -1101,22 +1103,28 @@ fn scaling_one(n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--scaling`: guided sampling at growing sizes, one child process per size and thread count.
-fn scaling() -> anyhow::Result<Value> {
+/// `--scaling`: guided sampling at growing sizes, one child process per size and thread
+/// count, `rounds` times over; the table holds the medians over rounds, and the target
+/// (per sample-step, 500 samples on one thread against 100,000 on every core) is the
+/// median of the ratios taken within each round.
+fn scaling(rounds: usize) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("finding the xtask binary")?;
-    let mut rows = Vec::new();
-    println!(
-        "\n| samples | threads | s | µs a sample-step | peak RSS growth (MB) | snapshots (MB) |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|");
-    for n in SCALING_SIZES {
-        let thread_counts: &[usize] = if n >= SCALING_THREADS_FROM {
-            &[1, 2]
-        } else {
-            &[1]
-        };
-        for &threads in thread_counts {
-            eprintln!("bench: scaling {n} samples, {threads} thread(s)");
+    let configs: Vec<(usize, usize)> = SCALING_SIZES
+        .iter()
+        .flat_map(|&n| {
+            let threads: &[usize] = if n >= SCALING_THREADS_FROM {
+                &[1, 2]
+            } else {
+                &[1]
+            };
+            threads.iter().map(move |&t| (n, t))
+        })
+        .collect();
+    // runs[config] = one JSON object per round.
+    let mut runs: Vec<Vec<Value>> = vec![Vec::new(); configs.len()];
+    for round in 1..=rounds {
+        for (i, &(n, threads)) in configs.iter().enumerate() {
+            eprintln!("bench: scaling round {round}/{rounds}: {n} samples, {threads} thread(s)");
             let out = Command::new(&exe)
                 .args(["bench", "--scaling-one", &n.to_string()])
                 .env("RAYON_NUM_THREADS", threads.to_string())
@@ -1130,24 +1138,66 @@ fn scaling() -> anyhow::Result<Value> {
             }
             let text = String::from_utf8_lossy(&out.stdout);
             let line = text.lines().last().unwrap_or("");
-            let mut v: Value = serde_json::from_str(line)
+            let v: Value = serde_json::from_str(line)
                 .with_context(|| format!("parsing the scaling child's output '{line}'"))?;
-            let secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
-            let per = secs / (n as f64 * 500.0) * 1e6;
-            let growth = match (
-                v["vm_hwm_after_kb"].as_f64(),
-                v["vm_hwm_before_kb"].as_f64(),
-            ) {
-                (Some(a), Some(b)) => (a - b) / 1024.0,
-                _ => f64::NAN,
-            };
-            let snaps = v["snapshots_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0;
-            println!("| {n} | {threads} | {secs:.3} | {per:.4} | {growth:.1} | {snaps:.1} |");
-            v["threads"] = json!(threads);
-            v["us_per_sample_step"] = json!(per);
-            v["peak_rss_growth_mb"] = json!(growth);
-            rows.push(v);
+            runs[i].push(v);
         }
     }
-    Ok(Value::Array(rows))
+    let per_step =
+        |v: &Value, n: usize| v["seconds"].as_f64().unwrap_or(f64::NAN) / (n as f64 * 500.0) * 1e6;
+    println!(
+        "\n| samples | threads | s, median of {rounds} (min–max) | µs a sample-step | peak RSS growth (MB) | snapshots (MB) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for (&(n, threads), vs) in configs.iter().zip(&runs) {
+        let secs: Vec<f64> = vs
+            .iter()
+            .map(|v| v["seconds"].as_f64().unwrap_or(f64::NAN))
+            .collect();
+        let st = Stats::of(&secs);
+        let growth: Vec<f64> = vs
+            .iter()
+            .map(|v| {
+                match (
+                    v["vm_hwm_after_kb"].as_f64(),
+                    v["vm_hwm_before_kb"].as_f64(),
+                ) {
+                    (Some(a), Some(b)) => (a - b) / 1024.0,
+                    _ => f64::NAN,
+                }
+            })
+            .collect();
+        let growth = Stats::of(&growth).median;
+        let snaps = vs[0]["snapshots_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0;
+        let per = st.median / (n as f64 * 500.0) * 1e6;
+        println!(
+            "| {n} | {threads} | {:.3} ({:.3}–{:.3}) | {per:.4} | {growth:.1} | {snaps:.1} |",
+            st.median, st.min, st.max
+        );
+        rows.push(
+            json!({"n": n, "threads": threads, "seconds": secs, "seconds_median": st.median,
+            "us_per_sample_step": per, "peak_rss_growth_mb": growth, "snapshots_mb": snaps}),
+        );
+    }
+    // The target: 500 samples (one thread, as the default runs them) against 100,000
+    // (two threads, as the default runs them on this two-core machine), round by round.
+    let find = |n: usize, t: usize| configs.iter().position(|&c| c == (n, t));
+    let mut target = json!(null);
+    if let (Some(small), Some(large)) = (find(500, 1), find(100_000, 2)) {
+        let ratios: Vec<f64> = runs[small]
+            .iter()
+            .zip(&runs[large])
+            .map(|(a, b)| per_step(a, 500) / per_step(b, 100_000))
+            .collect();
+        let st = Stats::of(&ratios);
+        println!(
+            "\n100,000 samples (2 threads) against 500 (1 thread), per sample-step, round by round: \
+             {} (median {:.2}×; target ≥ 2×)",
+            ratios.iter().map(|r| format!("{r:.2}×")).collect::<Vec<_>>().join(", "),
+            st.median
+        );
+        target = json!({"ratios": ratios, "median": st.median});
+    }
+    Ok(json!({"rows": rows, "rounds": rounds, "ratio_500_over_100000": target}))
 }

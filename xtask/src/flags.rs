@@ -289,6 +289,11 @@ pub struct BenchArgs {
     /// Also time guided sampling of 500 to 100,000 samples (seconds, memory, threads)
     #[arg(long)]
     pub scaling: bool,
+    /// Rounds of the scaling table: each round runs every size once, one after another,
+    /// and the table shows the medians (on a shared machine, sizes measured side by
+    /// side in one round compare better than sizes minutes apart)
+    #[arg(long, default_value_t = 3, value_parser = whole(1, 20), allow_negative_numbers = true)]
+    pub scaling_rounds: usize,
     /// Only these stage groups (comma-separated): denoiser, classifier, unguided, guided, figures, kernels
     #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
     pub only: Vec<String>,

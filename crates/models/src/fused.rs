@@ -718,8 +718,9 @@ fn narrow_rows<const K: usize, const RELU: bool>(
         for j in (0..full).step_by(LANES) {
             let mut acc: [f32; LANES] = b[j..j + LANES].try_into().expect("16 lanes");
             for (kk, &xv) in xr.iter().enumerate() {
-                let w: &[f32; LANES] =
-                    wt[kk * out + j..kk * out + j + LANES].try_into().expect("16 lanes");
+                let w: &[f32; LANES] = wt[kk * out + j..kk * out + j + LANES]
+                    .try_into()
+                    .expect("16 lanes");
                 for l in 0..LANES {
                     acc[l] = xv.mul_add(w[l], acc[l]);
                 }
