@@ -137,7 +137,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     });
 
     if args.peers {
-        report["peers"] = peers(&table)?;
+        report["peers"] = peers(&table, args.peer_runs)?;
     }
     if args.scaling {
         report["scaling"] = scaling(args.scaling_rounds)?;
@@ -872,7 +872,7 @@ fn figure_stages(repeats: usize, p: &Pipeline, table: &mut Table) -> anyhow::Res
 }
 
 /// `--peers`: the PyTorch and JAX references, run now, and their ratios to ours.
-fn peers(table: &Table) -> anyhow::Result<Value> {
+fn peers(table: &Table, runs: usize) -> anyhow::Result<Value> {
     let peers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers");
     let peers_dir = if peers_dir.is_dir() {
         peers_dir
@@ -935,8 +935,14 @@ fn peers(table: &Table) -> anyhow::Result<Value> {
         let v = f()?;
         Ok((v, start.elapsed().as_secs_f64()))
     };
-    let (torch, torch_wall) = timed(&|| run_peer("torch_ref.py", &["--threads", "1"]))?;
-    let (jax, jax_wall) = timed(&|| run_peer("jax_ref.py", &[]))?;
+    // Each script `runs` times, alternating; every stage time and the wall is the median.
+    let (mut torch_runs, mut jax_runs) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        torch_runs.push(timed(&|| run_peer("torch_ref.py", &["--threads", "1"]))?);
+        jax_runs.push(timed(&|| run_peer("jax_ref.py", &[]))?);
+    }
+    let (torch, torch_wall) = median_run(&torch_runs);
+    let (jax, jax_wall) = median_run(&jax_runs);
     let ours_wall = all_wall(3)?;
     let get = |v: &Value, k: &str| v["timings_s"][k].as_f64();
     let avg = |v: &Value| Some(0.5 * (get(v, "sample_guided_0")? + get(v, "sample_guided_1")?));
@@ -1015,13 +1021,39 @@ fn peers(table: &Table) -> anyhow::Result<Value> {
         ratio(jax_wall)
     );
     println!(
-        "\n(peers: one run each; JAX's stage times are its warm second calls, its process runs each stage twice and compiles; ours: median of 3 child runs of `xtask all`)"
+        "\n(peers: medians of {runs} runs each; JAX's stage times are its warm second calls, its process runs each stage twice and compiles; ours: median of 3 child runs of `xtask all`)"
     );
     rows.push(
         json!({"stage": "whole process wall", "ours": ours_wall, "torch": torch_wall,
         "jax": jax_wall, "torch_over_ours": ratio(torch_wall), "jax_over_ours": ratio(jax_wall)}),
     );
     Ok(json!({"rows": rows, "torch": torch, "jax": jax}))
+}
+
+/// A peer's runs as one: its JSON with every `timings_s` entry replaced by the median
+/// over the runs (and the runs kept under `runs`), and the median process wall.
+fn median_run(runs: &[(Value, f64)]) -> (Value, f64) {
+    let mut merged = runs[0].0.clone();
+    if let Some(keys) = runs[0].0["timings_s"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect::<Vec<_>>())
+    {
+        for key in keys {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|(v, _)| v["timings_s"][&key].as_f64())
+                .collect();
+            if !values.is_empty() {
+                merged["timings_s"][&key] = json!(Stats::of(&values).median);
+            }
+        }
+    }
+    merged["runs"] = json!(runs
+        .iter()
+        .map(|(v, wall)| json!({"timings_s": v["timings_s"], "wall_s": wall}))
+        .collect::<Vec<_>>());
+    let walls: Vec<f64> = runs.iter().map(|(_, w)| *w).collect();
+    (merged, Stats::of(&walls).median)
 }
 
 /// Median wall seconds of `runs` child runs of `xtask all` into a scratch folder (the
@@ -1072,8 +1104,13 @@ fn scaling_one(n: usize) -> anyhow::Result<()> {
     let before = vm_hwm_kb();
     let config = sampler_config(n, SEED);
     let g = Guidance::one_class(&clf, 1, 30.0, n);
-    // Small sizes: a warm-up and the median of 5 runs; large ones (seconds each): one run.
-    let repeats = if n <= 5_000 { 5 } else { 1 };
+    // 500 samples: a warm-up and the median of 15 runs (a run is 0.1 s, and this size is
+    // the reference of the scaling target); up to 5,000: 5 runs; larger (seconds each): one.
+    let repeats = match n {
+        0..=500 => 15,
+        501..=5_000 => 5,
+        _ => 1,
+    };
     if repeats > 1 {
         sample(&den, &schedule, Some(&g), &config)?;
     }

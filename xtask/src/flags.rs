@@ -286,6 +286,9 @@ pub struct BenchArgs {
     /// Also run shared/peers/torch_ref.py and jax_ref.py and print the ratios
     #[arg(long)]
     pub peers: bool,
+    /// Runs of each peer script with --peers (their stage times are medians)
+    #[arg(long, default_value_t = 3, value_parser = whole(1, 20), allow_negative_numbers = true)]
+    pub peer_runs: usize,
     /// Also time guided sampling of 500 to 100,000 samples (seconds, memory, threads)
     #[arg(long)]
     pub scaling: bool,
