@@ -90,8 +90,8 @@ fn notebook_stages_give_identical_bytes_across_runs_and_thread_counts() {
     let (a, b, c) = (scratch.join("a"), scratch.join("b"), scratch.join("c"));
     run_all(&notebook_stages(&a, "7"), &[]);
     run_all(&notebook_stages(&b, "7"), &[]);
-    // The binary's default is one rayon thread; two must not change a byte either
-    // (candle's matmul splits its output between threads, never a sum).
+    // The tests run the binary with RAYON_NUM_THREADS=1; two must not change a byte
+    // either (gemm splits its output between threads, never a sum).
     run_all(&notebook_stages(&c, "7"), &[("RAYON_NUM_THREADS", "2")]);
     assert_has_every_kind(
         &a,
@@ -172,4 +172,52 @@ fn another_seed_gives_other_bytes() {
         );
         assert!(x != y, "{name} is the same for seeds 7 and 8");
     }
+}
+
+/// `all` trains on a second thread beside the `gmm` and `forward` stages (and the
+/// classifier beside the denoiser): it must write the bytes the stages write one after
+/// another, and print their reports in the notebook's order.
+#[test]
+fn all_side_by_side_writes_what_the_stages_write_in_turn() {
+    let scratch = Scratch::new("repro-all");
+    let (a, b) = (scratch.join("a"), scratch.join("b"));
+    let short = ["--seed", "3", "--steps", "200", "--epochs", "20"];
+    let mut all_args = vec!["all", "--out", a.to_str().expect("utf-8 path")];
+    all_args.extend(short);
+    let all = run_env(&all_args, &[]).expect_success("all");
+    let out = b.to_str().expect("utf-8 path");
+    let stages: Vec<Vec<&str>> = vec![
+        vec!["gmm", "--seed", "3"],
+        vec!["forward", "--seed", "3"],
+        [&["train"][..], &short[..]].concat(),
+        vec!["sample", "--seed", "3"],
+    ];
+    for mut args in stages {
+        args.extend(["--out", out]);
+        run_env(&args, &[]).expect_success(&args.join(" "));
+    }
+    let n = assert_same_bytes(&a, &b, "all against its stages in turn");
+    assert!(n >= 19, "only {n} files compared");
+    // Each heading once, in order, and train's own lines under its heading.
+    let at = |text: &str| {
+        all.stdout
+            .find(text)
+            .unwrap_or_else(|| panic!("'{text}' missing from:\n{}", all.stdout))
+    };
+    let order = [
+        "== gmm",
+        "wrote",
+        "== forward",
+        "== train",
+        "data: two-clusters",
+        "trained: denoiser 200 steps",
+        "== sample+evaluate",
+        "== summary",
+    ];
+    let positions: Vec<usize> = order.iter().map(|t| at(t)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order ({order:?} at {positions:?}):\n{}",
+        all.stdout
+    );
 }

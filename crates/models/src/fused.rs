@@ -588,6 +588,17 @@ thread_local! {
 /// other work simply takes fewer pieces. Pieces start at fixed rows and each is computed
 /// the same way whichever thread takes it, so the same inputs give the same bits.
 fn by_pieces(n: usize, out: &mut [f32], out_w: usize, f: impl Fn(Range<usize>, &mut [f32]) + Sync) {
+    by_pieces_on(piece_threads(), n, out, out_w, f)
+}
+
+/// [`by_pieces`] on at most `threads` threads.
+fn by_pieces_on(
+    threads: usize,
+    n: usize,
+    out: &mut [f32],
+    out_w: usize,
+    f: impl Fn(Range<usize>, &mut [f32]) + Sync,
+) {
     if n < PIECES_FROM || out_w == 0 {
         return f(0..n, out);
     }
@@ -612,7 +623,7 @@ fn by_pieces(n: usize, out: &mut [f32], out_w: usize, f: impl Fn(Range<usize>, &
         }
         IN_PIECE.with(|p| p.set(false));
     };
-    let threads = piece_threads().clamp(1, pieces.len());
+    let threads = threads.clamp(1, pieces.len());
     if threads == 1 {
         return work();
     }
@@ -1326,6 +1337,35 @@ mod tests {
     }
 
     #[test]
+    fn narrow_dense_matches_the_scalar_loop_bit_for_bit() {
+        // K = 1..4 take the specialised path, 5 and 6 the general one; widths with and
+        // without a 16-lane tail; relu on and off; rows appended after existing values.
+        for inp in 1..=6 {
+            for out in [5, 16, 37, 128] {
+                for relu in [false, true] {
+                    let rows = 7;
+                    let x: Vec<f32> = (0..rows * inp).map(|i| ((i as f32) * 0.77).sin()).collect();
+                    let wt: Vec<f32> = (0..inp * out).map(|i| ((i as f32) * 0.31).cos()).collect();
+                    let b: Vec<f32> = (0..out).map(|i| (i as f32) * 0.01 - 0.2).collect();
+                    let mut fast = vec![9.0f32];
+                    narrow_dense(&x, &wt, &b, inp, relu, &mut fast);
+                    let mut slow = vec![9.0f32];
+                    for xrow in x.chunks_exact(inp) {
+                        for j in 0..out {
+                            let mut acc = b[j];
+                            for (kk, &xv) in xrow.iter().enumerate() {
+                                acc = xv.mul_add(wt[kk * out + j], acc);
+                            }
+                            slow.push(if relu { acc.max(0.0) } else { acc });
+                        }
+                    }
+                    assert_eq!(fast, slow, "inp {inp}, out {out}, relu {relu}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn skinny_n_kernels_agree_bit_for_bit() {
         for k in [5, 16, 37, 64, 128] {
             let (m, n) = (23, 3);
@@ -1365,6 +1405,39 @@ mod tests {
         let x: Vec<f32> = (0..n * 3).map(|i| val(i, 0.5)).collect();
         // Pieces of 256 rows give exactly the rows of one whole-batch pass.
         assert_eq!(mlp_infer(&x, n, &layers), mlp_infer_rows(&x, n, &layers));
+    }
+
+    #[test]
+    fn pieces_handed_out_to_threads_give_the_same_bits() {
+        // A batch of 5 pieces and a bit (the last one short), three output values a row
+        // that depend on the row, the thread and nothing else: every row must be written
+        // exactly once, by the piece that owns it, whatever the thread count.
+        let n = 5 * PIECE_ROWS + 37;
+        let run = |threads: usize| {
+            let mut out = vec![f32::NAN; n * 3];
+            let calls = std::sync::atomic::AtomicUsize::new(0);
+            by_pieces_on(threads, n, &mut out, 3, |rows, o| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                assert_eq!(o.len(), rows.len() * 3);
+                for (r, row) in rows.zip(o.chunks_exact_mut(3)) {
+                    let x = r as f32;
+                    row.copy_from_slice(&[x, x.sqrt(), (x * 0.37).sin()]);
+                }
+            });
+            (out, calls.into_inner())
+        };
+        let (one, one_calls) = run(1);
+        assert_eq!(one_calls, 6);
+        assert!(one.iter().all(|v| v.is_finite()));
+        for threads in [2, 3, 8] {
+            let (many, calls) = run(threads);
+            assert_eq!(calls, 6, "{threads} threads");
+            assert_eq!(
+                many.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{threads} threads"
+            );
+        }
     }
 
     #[test]
