@@ -45,7 +45,7 @@ pub fn two_cores() -> bool {
     std::thread::available_parallelism().is_ok_and(|p| p.get() > 1)
 }
 
-/// `println!` through [`print`].
+/// `println!` through [`print()`].
 macro_rules! say {
     () => {
         $crate::console::print("\n")

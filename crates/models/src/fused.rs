@@ -350,18 +350,10 @@ unsafe fn skinny_n_avx512(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usiz
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn finish(acc: __m512, arow: &[f32], brow: &[f32], whole: usize) -> f32 {
-        // w = 8: lanes l and l + 8; then w = 4, 2, 1.
+        // w = 8: lanes l and l + 8; then w = 4, 2, 1 and the tail.
         let lo = _mm512_castps512_ps256(acc);
         let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-        let s8 = _mm256_add_ps(lo, hi);
-        let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-        let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 0b01));
-        let mut sum = _mm_cvtss_f32(s1);
-        for (&x, &y) in arow[whole..].iter().zip(&brow[whole..]) {
-            sum += x * y;
-        }
-        sum
+        lane_tree_and_tail(_mm256_add_ps(lo, hi), arow, brow, whole)
     }
     // Four rows at a time: four independent chains of adds instead of one (each element
     // still sums its own lanes in the same order, so the same bits).
@@ -400,6 +392,29 @@ unsafe fn skinny_n_avx512(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usiz
     }
 }
 
+/// The end of a 16-lane dot product: the 8 sums s8[l] = acc[l] + acc[l + 8] folded as
+/// acc[l] += acc[l + w] for w = 4, 2, 1, then the products past the last whole 16 added
+/// in order.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx")]
+fn lane_tree_and_tail(
+    s8: std::arch::x86_64::__m256,
+    arow: &[f32],
+    brow: &[f32],
+    whole: usize,
+) -> f32 {
+    use std::arch::x86_64::*;
+    let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 0b01));
+    let mut sum = _mm_cvtss_f32(s1);
+    for (&x, &y) in arow[whole..].iter().zip(&brow[whole..]) {
+        sum += x * y;
+    }
+    sum
+}
+
 /// [`skinny_n`] in AVX registers, the same bits as [`dot`]: the 16 lane sums as two
 /// 8-lane halves (multiply, then add), the tree acc[l] += acc[l + w] for w = 8, 4, 2, 1,
 /// then the tail in order.
@@ -421,16 +436,8 @@ unsafe fn skinny_n_avx(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) 
                     _mm256_mul_ps(_mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(q.add(8))),
                 );
             }
-            // w = 8: lanes l and l + 8; then w = 4, 2, 1.
-            let s8 = _mm256_add_ps(lo, hi);
-            let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-            let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-            let s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 0b01));
-            let mut sum = _mm_cvtss_f32(s1);
-            for (&x, &y) in arow[whole..].iter().zip(&brow[whole..]) {
-                sum += x * y;
-            }
-            *cv += sum;
+            // w = 8: lanes l and l + 8; then w = 4, 2, 1 and the tail.
+            *cv += lane_tree_and_tail(_mm256_add_ps(lo, hi), arow, brow, whole);
         }
     }
 }
