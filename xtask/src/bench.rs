@@ -44,12 +44,15 @@ const SEED: u64 = 1234;
 const ADAM_FLOPS_PER_PARAM: f64 = 12.0;
 /// Sizes of the scaling table (guided, 500 steps).
 const SCALING_SIZES: [usize; 4] = [500, 5_000, 50_000, 100_000];
+/// Samples and step counts of the memory-against-T table.
+const MEMORY_SAMPLES: usize = 20_000;
+const MEMORY_STEPS: [usize; 3] = [250, 500, 1000];
 /// From this size on the scaling table also tries 2 threads.
 const SCALING_THREADS_FROM: usize = 50_000;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.scaling_one {
-        return scaling_one(n);
+        return scaling_one(n, args.scaling_steps, args.scaling_snapshot_every);
     }
     let repeats = args.repeats;
     let load_before = loadavg();
@@ -1095,14 +1098,25 @@ fn vm_hwm_kb() -> Option<u64> {
 /// `--scaling-one N` (the child of `--scaling`): guided runs of N samples × 500 steps with
 /// freshly initialised notebook-shaped nets (the median of 5 after a warm-up up to 5,000
 /// samples, one run above); prints one JSON line.
-fn scaling_one(n: usize) -> anyhow::Result<()> {
-    let schedule = NoiseSchedule::notebook();
+fn scaling_one(n: usize, steps: usize, snapshot_every: usize) -> anyhow::Result<()> {
+    let schedule = NoiseSchedule::new(ScheduleKind::NOTEBOOK_LINEAR, steps)?;
     let mut rng = StdRng::seed_from_u64(SEED);
-    let (den, _) = init_denoiser(&DenoiserConfig::default(), &mut rng)?;
-    let (clf, _) = init_classifier(&ClassifierConfig::default(), &mut rng)?;
+    let den_config = DenoiserConfig {
+        num_steps: steps,
+        ..DenoiserConfig::default()
+    };
+    let clf_config = ClassifierConfig {
+        num_steps: steps,
+        ..ClassifierConfig::default()
+    };
+    let (den, _) = init_denoiser(&den_config, &mut rng)?;
+    let (clf, _) = init_classifier(&clf_config, &mut rng)?;
     let (den, clf) = (den.detached(), clf.detached());
     let before = vm_hwm_kb();
-    let config = sampler_config(n, SEED);
+    let config = SamplerConfig {
+        snapshot_every,
+        ..sampler_config(n, SEED)
+    };
     let g = Guidance::one_class(&clf, 1, 30.0, n);
     // 500 samples: a warm-up and the median of 15 runs (a run is 0.1 s, and this size is
     // the reference of the scaling target); up to 5,000: 5 runs; larger (seconds each): one.
@@ -1135,6 +1149,7 @@ fn scaling_one(n: usize) -> anyhow::Result<()> {
             "vm_hwm_before_kb": before,
             "vm_hwm_after_kb": after,
             "snapshots_kb": snapshot_kb,
+            "snapshots": run.snapshots.len(),
         })
     );
     Ok(())
@@ -1236,5 +1251,48 @@ fn scaling(rounds: usize) -> anyhow::Result<Value> {
         );
         target = json!({"ratios": ratios, "median": st.median});
     }
-    Ok(json!({"rows": rows, "rounds": rounds, "ratio_500_over_100000": target}))
+    // Memory against T: the same samples, T = 250, 500, 1,000, keeping only x_T and x_0.
+    println!(
+        "\n| samples | T | snapshots kept | s | peak RSS growth (MB) |\n|---:|---:|---:|---:|---:|"
+    );
+    let mut by_t = Vec::new();
+    for steps in MEMORY_STEPS {
+        eprintln!("bench: memory against T: {MEMORY_SAMPLES} samples, T = {steps}");
+        let out = Command::new(&exe)
+            .args(["bench", "--scaling-one", &MEMORY_SAMPLES.to_string()])
+            .args(["--scaling-steps", &steps.to_string()])
+            .args(["--scaling-snapshot-every", &steps.to_string()])
+            .output()
+            .context("running the scaling child")?;
+        if !out.status.success() {
+            bail!(
+                "scaling child for T = {steps} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().unwrap_or("");
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("parsing the scaling child's output '{line}'"))?;
+        let growth = match (
+            v["vm_hwm_after_kb"].as_f64(),
+            v["vm_hwm_before_kb"].as_f64(),
+        ) {
+            (Some(a), Some(b)) => (a - b) / 1024.0,
+            _ => f64::NAN,
+        };
+        println!(
+            "| {MEMORY_SAMPLES} | {steps} | {} | {:.3} | {growth:.1} |",
+            v["snapshots"],
+            v["seconds"].as_f64().unwrap_or(f64::NAN)
+        );
+        by_t.push(
+            json!({"n": MEMORY_SAMPLES, "steps": steps, "seconds": v["seconds"],
+            "snapshots": v["snapshots"], "peak_rss_growth_mb": growth}),
+        );
+    }
+    Ok(
+        json!({"rows": rows, "rounds": rounds, "ratio_500_over_100000": target,
+        "memory_against_steps": by_t}),
+    )
 }

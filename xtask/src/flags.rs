@@ -303,6 +303,12 @@ pub struct BenchArgs {
     /// Internal: one scaling run of N samples in this process, printed as JSON
     #[arg(long, value_name = "N", hide = true)]
     pub scaling_one: Option<usize>,
+    /// Internal: the diffusion steps T of that run
+    #[arg(long, value_name = "T", hide = true, default_value_t = 500, value_parser = whole(1, 100_000))]
+    pub scaling_steps: usize,
+    /// Internal: its snapshot spacing
+    #[arg(long, value_name = "K", hide = true, default_value_t = 10, value_parser = whole(1, 100_000))]
+    pub scaling_snapshot_every: usize,
 }
 
 /// How many mixture components to fit.
