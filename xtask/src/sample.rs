@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use models::{ClassifierNet, DenoiserNet, NoisyClassifier};
 use rand::{rngs::StdRng, SeedableRng};
 use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, mode_stats, widen};
-use sampler::{sample, Guidance, ReverseVariance, SampleRun, SamplerConfig};
+use sampler::{sample_observed, Guidance, ReverseVariance, SampleRun, SamplerConfig};
 use schedule::NoiseSchedule;
 use serde_json::{json, Value};
 use toy_data::GaussianMixture;
@@ -21,6 +21,7 @@ use crate::data::{file_safe, Prepared};
 use crate::flags::{default_out, SampleArgs, VarianceArg};
 use crate::forward::pairs;
 use crate::output::{OutDir, Timings};
+use crate::progress;
 use crate::train::CHECKPOINTS;
 
 /// Pairs of samples behind each energy-distance noise floor.
@@ -147,15 +148,33 @@ pub fn generate(
     };
     let scale = guidance_scale(args, data);
     let targets = target_classes(args, data)?;
+    // One progress bar a run (hidden when stderr is not a terminal).
+    let steps = schedule.num_steps();
+    let observed = |what: &str, guidance: Option<&Guidance>, seed_offset: u64| {
+        let bar = progress::bar(steps as u64, what);
+        let run = sample_observed(
+            &denoiser,
+            &schedule,
+            guidance,
+            &config(seed_offset),
+            &mut |t| bar.set_position((steps + 1 - t) as u64),
+        );
+        bar.finish_and_clear();
+        run
+    };
     let start = Instant::now();
-    let unguided = sample(&denoiser, &schedule, None, &config(10))?;
+    let unguided = observed("sampling unguided", None, 10)?;
     timings.record("sample_unguided", start.elapsed().as_secs_f64());
     let mut guided = Vec::new();
     if let Some(classifier) = &classifier {
         for &class in &targets {
             let start = Instant::now();
             let g = Guidance::one_class(classifier, class, scale, args.n);
-            let run = sample(&denoiser, &schedule, Some(&g), &config(11 + class as u64))?;
+            let what = format!(
+                "sampling guided to {}",
+                data.meta.class_names[class as usize]
+            );
+            let run = observed(&what, Some(&g), 11 + class as u64)?;
             guided.push((class as usize, run));
             timings.record(
                 &format!("sample_guided_{class}"),

@@ -270,7 +270,19 @@ pub fn sample(
     guidance: Option<&Guidance>,
     config: &SamplerConfig,
 ) -> Result<SampleRun, SamplerError> {
-    sample_with(denoiser, schedule, guidance, config, None)
+    sample_with(denoiser, schedule, guidance, config, None, &mut |_| {})
+}
+
+/// [`sample`], calling `on_step(t)` after each reverse step t = T, …, 1 (for a progress
+/// bar): the same draws, the same bits.
+pub fn sample_observed(
+    denoiser: &dyn NoisePredictor,
+    schedule: &NoiseSchedule,
+    guidance: Option<&Guidance>,
+    config: &SamplerConfig,
+    on_step: &mut dyn FnMut(usize),
+) -> Result<SampleRun, SamplerError> {
+    sample_with(denoiser, schedule, guidance, config, None, on_step)
 }
 
 /// [`sample`], with the noise drawn on a second thread (`Some(true)`), on this one
@@ -281,6 +293,7 @@ fn sample_with(
     guidance: Option<&Guidance>,
     config: &SamplerConfig,
     noise_thread: Option<bool>,
+    on_step: &mut dyn FnMut(usize),
 ) -> Result<SampleRun, SamplerError> {
     validate(denoiser, schedule, guidance, config)?;
     let (n, d) = (config.num_samples, denoiser.dim());
@@ -361,6 +374,7 @@ fn sample_with(
                     points: x.clone(),
                 });
             }
+            on_step(t);
         }
         Ok(())
     })?;
@@ -410,6 +424,21 @@ mod tests {
     }
 
     #[test]
+    fn observed_sampling_reports_every_step_and_changes_nothing() {
+        let (schedule, exact) = exact();
+        let den = exact.denoiser();
+        let config = SamplerConfig {
+            num_samples: 12,
+            ..SamplerConfig::default()
+        };
+        let mut seen = Vec::new();
+        let observed =
+            sample_observed(&den, &schedule, None, &config, &mut |t| seen.push(t)).unwrap();
+        assert_eq!(seen, (1..=schedule.num_steps()).rev().collect::<Vec<_>>());
+        assert_eq!(observed, sample(&den, &schedule, None, &config).unwrap());
+    }
+
+    #[test]
     fn noise_on_a_second_thread_gives_the_same_bits() {
         let (schedule, exact) = exact();
         let (den, clf) = (exact.denoiser(), exact.classifier());
@@ -418,11 +447,19 @@ mod tests {
             ..SamplerConfig::default()
         };
         let g = Guidance::one_class(&clf, 1, 30.0, 16);
-        let a = sample_with(&den, &schedule, Some(&g), &config, Some(true)).unwrap();
-        let b = sample_with(&den, &schedule, Some(&g), &config, Some(false)).unwrap();
+        let a = sample_with(&den, &schedule, Some(&g), &config, Some(true), &mut |_| {}).unwrap();
+        let b = sample_with(&den, &schedule, Some(&g), &config, Some(false), &mut |_| {}).unwrap();
         assert_eq!(a, b);
         // An error part-way stops the noise thread too (no hang).
-        let err = sample_with(&BrokenAt(300), &schedule, None, &config, Some(true)).unwrap_err();
+        let err = sample_with(
+            &BrokenAt(300),
+            &schedule,
+            None,
+            &config,
+            Some(true),
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert!(matches!(err, SamplerError::NonFinite { t: 300 }));
     }
 
