@@ -1155,6 +1155,42 @@ fn scaling_one(n: usize, steps: usize, snapshot_every: usize) -> anyhow::Result<
     Ok(())
 }
 
+/// Runs one `xtask bench --scaling-one …` child and returns the JSON line it prints.
+fn scaling_child(mut child: Command) -> anyhow::Result<Value> {
+    let out = child.output().context("running the scaling child")?;
+    if !out.status.success() {
+        let args: Vec<String> = child
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        bail!(
+            "scaling child ({}) failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("");
+    serde_json::from_str(line)
+        .with_context(|| format!("parsing the scaling child's output '{line}'"))
+}
+
+/// A scaling child's sampling time in seconds (NaN if missing).
+fn seconds(run: &Value) -> f64 {
+    run["seconds"].as_f64().unwrap_or(f64::NAN)
+}
+
+/// How much a scaling child's peak resident memory grew while it sampled, in MB.
+fn rss_growth_mb(run: &Value) -> f64 {
+    match (
+        run["vm_hwm_after_kb"].as_f64(),
+        run["vm_hwm_before_kb"].as_f64(),
+    ) {
+        (Some(a), Some(b)) => (a - b) / 1024.0,
+        _ => f64::NAN,
+    }
+}
+
 /// `--scaling`: guided sampling at growing sizes, one child process per size and thread
 /// count, `rounds` times over; the table holds the medians over rounds, and the target
 /// (per sample-step, 500 samples on one thread against 100,000 on every core) is the
@@ -1177,52 +1213,27 @@ fn scaling(rounds: usize) -> anyhow::Result<Value> {
     for round in 1..=rounds {
         for (i, &(n, threads)) in configs.iter().enumerate() {
             eprintln!("bench: scaling round {round}/{rounds}: {n} samples, {threads} thread(s)");
-            let out = Command::new(&exe)
+            let mut child = Command::new(&exe);
+            child
                 .args(["bench", "--scaling-one", &n.to_string()])
-                .env("RAYON_NUM_THREADS", threads.to_string())
-                .output()
-                .context("running the scaling child")?;
-            if !out.status.success() {
-                bail!(
-                    "scaling child for n = {n} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            let text = String::from_utf8_lossy(&out.stdout);
-            let line = text.lines().last().unwrap_or("");
-            let v: Value = serde_json::from_str(line)
-                .with_context(|| format!("parsing the scaling child's output '{line}'"))?;
-            runs[i].push(v);
+                .env("RAYON_NUM_THREADS", threads.to_string());
+            runs[i].push(scaling_child(child)?);
         }
     }
-    let per_step =
-        |v: &Value, n: usize| v["seconds"].as_f64().unwrap_or(f64::NAN) / (n as f64 * 500.0) * 1e6;
+    // µs a sample-step of a run of n samples × 500 steps taking `seconds`.
+    let per_step = |seconds: f64, n: usize| seconds / (n as f64 * 500.0) * 1e6;
     println!(
         "\n| samples | threads | s, median of {rounds} (min–max) | µs a sample-step | peak RSS growth (MB) | snapshots (MB) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for (&(n, threads), vs) in configs.iter().zip(&runs) {
-        let secs: Vec<f64> = vs
-            .iter()
-            .map(|v| v["seconds"].as_f64().unwrap_or(f64::NAN))
-            .collect();
+        let secs: Vec<f64> = vs.iter().map(seconds).collect();
         let st = Stats::of(&secs);
-        let growth: Vec<f64> = vs
-            .iter()
-            .map(|v| {
-                match (
-                    v["vm_hwm_after_kb"].as_f64(),
-                    v["vm_hwm_before_kb"].as_f64(),
-                ) {
-                    (Some(a), Some(b)) => (a - b) / 1024.0,
-                    _ => f64::NAN,
-                }
-            })
-            .collect();
+        let growth: Vec<f64> = vs.iter().map(rss_growth_mb).collect();
         let growth = Stats::of(&growth).median;
         let snaps = vs[0]["snapshots_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0;
-        let per = st.median / (n as f64 * 500.0) * 1e6;
+        let per = per_step(st.median, n);
         println!(
             "| {n} | {threads} | {:.3} ({:.3}–{:.3}) | {per:.4} | {growth:.1} | {snaps:.1} |",
             st.median, st.min, st.max
@@ -1240,7 +1251,7 @@ fn scaling(rounds: usize) -> anyhow::Result<Value> {
         let ratios: Vec<f64> = runs[small]
             .iter()
             .zip(&runs[large])
-            .map(|(a, b)| per_step(a, 500) / per_step(b, 100_000))
+            .map(|(a, b)| per_step(seconds(a), 500) / per_step(seconds(b), 100_000))
             .collect();
         let st = Stats::of(&ratios);
         println!(
@@ -1258,33 +1269,17 @@ fn scaling(rounds: usize) -> anyhow::Result<Value> {
     let mut by_t = Vec::new();
     for steps in MEMORY_STEPS {
         eprintln!("bench: memory against T: {MEMORY_SAMPLES} samples, T = {steps}");
-        let out = Command::new(&exe)
+        let mut child = Command::new(&exe);
+        child
             .args(["bench", "--scaling-one", &MEMORY_SAMPLES.to_string()])
             .args(["--scaling-steps", &steps.to_string()])
-            .args(["--scaling-snapshot-every", &steps.to_string()])
-            .output()
-            .context("running the scaling child")?;
-        if !out.status.success() {
-            bail!(
-                "scaling child for T = {steps} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().last().unwrap_or("");
-        let v: Value = serde_json::from_str(line)
-            .with_context(|| format!("parsing the scaling child's output '{line}'"))?;
-        let growth = match (
-            v["vm_hwm_after_kb"].as_f64(),
-            v["vm_hwm_before_kb"].as_f64(),
-        ) {
-            (Some(a), Some(b)) => (a - b) / 1024.0,
-            _ => f64::NAN,
-        };
+            .args(["--scaling-snapshot-every", &steps.to_string()]);
+        let v = scaling_child(child)?;
+        let growth = rss_growth_mb(&v);
         println!(
             "| {MEMORY_SAMPLES} | {steps} | {} | {:.3} | {growth:.1} |",
             v["snapshots"],
-            v["seconds"].as_f64().unwrap_or(f64::NAN)
+            seconds(&v)
         );
         by_t.push(
             json!({"n": MEMORY_SAMPLES, "steps": steps, "seconds": v["seconds"],

@@ -9,14 +9,16 @@ use std::path::Path;
 
 use common::{names, run_env, snapshot, Scratch};
 
+/// One command line: `args`, then `--out OUT --seed SEED`.
+fn stage(args: &[&str], out: &Path, seed: &str) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.extend(["--out", out.to_str().expect("utf-8 path"), "--seed", seed].map(String::from));
+    v
+}
+
 /// The stages of `all` on the notebook's data, training and sampling shortened.
 fn notebook_stages(out: &Path, seed: &str) -> Vec<Vec<String>> {
-    let out = out.to_str().expect("utf-8 path");
-    let stage = |args: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend(["--out", out, "--seed", seed].map(String::from));
-        v
-    };
+    let stage = |args: &[&str]| stage(args, out, seed);
     vec![
         stage(&["gmm"]),
         stage(&["forward"]),
@@ -28,12 +30,7 @@ fn notebook_stages(out: &Path, seed: &str) -> Vec<Vec<String>> {
 /// A built-in set other than the notebook's: standardised data, a held-out split, a
 /// sinusoidal time input and nearest-neighbour class votes take other code paths.
 fn moons_stages(out: &Path, seed: &str) -> Vec<Vec<String>> {
-    let out = out.to_str().expect("utf-8 path");
-    let stage = |args: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend(["--out", out, "--seed", seed].map(String::from));
-        v
-    };
+    let stage = |args: &[&str]| stage(args, out, seed);
     vec![
         stage(&["forward", "--dataset", "moons", "--every", "100"]),
         stage(&[
@@ -181,21 +178,17 @@ fn another_seed_gives_other_bytes() {
 fn all_side_by_side_writes_what_the_stages_write_in_turn() {
     let scratch = Scratch::new("repro-all");
     let (a, b) = (scratch.join("a"), scratch.join("b"));
-    let short = ["--seed", "3", "--steps", "200", "--epochs", "20"];
-    let mut all_args = vec!["all", "--out", a.to_str().expect("utf-8 path")];
-    all_args.extend(short);
-    let all = run_env(&all_args, &[]).expect_success("all");
-    let out = b.to_str().expect("utf-8 path");
-    let stages: Vec<Vec<&str>> = vec![
-        vec!["gmm", "--seed", "3"],
-        vec!["forward", "--seed", "3"],
-        [&["train"][..], &short[..]].concat(),
-        vec!["sample", "--seed", "3"],
-    ];
-    for mut args in stages {
-        args.extend(["--out", out]);
-        run_env(&args, &[]).expect_success(&args.join(" "));
-    }
+    let short = ["--steps", "200", "--epochs", "20"];
+    let all = run_env(&stage(&[&["all"][..], &short].concat(), &a, "3"), &[]).expect_success("all");
+    run_all(
+        &[
+            stage(&["gmm"], &b, "3"),
+            stage(&["forward"], &b, "3"),
+            stage(&[&["train"][..], &short].concat(), &b, "3"),
+            stage(&["sample"], &b, "3"),
+        ],
+        &[],
+    );
     let n = assert_same_bytes(&a, &b, "all against its stages in turn");
     assert!(n >= 19, "only {n} files compared");
     // Each heading once, in order, and train's own lines under its heading.
