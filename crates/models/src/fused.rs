@@ -343,8 +343,6 @@ unsafe fn skinny_n_avx512(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usiz
     if n == 0 {
         return;
     }
-    let chunks = k / 16;
-    let whole = chunks * 16;
     let a = &a[..c.len() / n * k];
     /// The lane tree of one accumulator, then the tail in order.
     #[inline]
@@ -355,40 +353,42 @@ unsafe fn skinny_n_avx512(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usiz
         let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
         lane_tree_and_tail(_mm256_add_ps(lo, hi), arow, brow, whole)
     }
-    // Four rows at a time: four independent chains of adds instead of one (each element
-    // still sums its own lanes in the same order, so the same bits).
-    const R: usize = 4;
-    let mut c_groups = c.chunks_exact_mut(n * R);
-    let mut a_groups = a.chunks_exact(k * R);
-    for (cg, ag) in (&mut c_groups).zip(&mut a_groups) {
+    /// c (R rows × n) += a (R rows × k) · bᵀ, the R rows' sums as R independent chains
+    /// of adds (each element still sums its own lanes in the same order: the same bits).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rows<const R: usize>(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
+        let (chunks, whole) = (k / 16, k / 16 * 16);
         for j in 0..n {
             let brow = &b[j * k..(j + 1) * k];
             let mut acc = [_mm512_setzero_ps(); R];
             for i in 0..chunks {
-                let y = _mm512_loadu_ps(brow.as_ptr().add(16 * i));
+                // SAFETY: 16 i + 16 ≤ whole ≤ k, within brow and within each row of a.
+                let y = unsafe { _mm512_loadu_ps(brow.as_ptr().add(16 * i)) };
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm512_loadu_ps(ag.as_ptr().add(r * k + 16 * i));
+                    let x = unsafe { _mm512_loadu_ps(a[r * k..].as_ptr().add(16 * i)) };
                     *acc = _mm512_add_ps(*acc, _mm512_mul_ps(x, y));
                 }
             }
             for (r, acc) in acc.into_iter().enumerate() {
-                cg[r * n + j] += finish(acc, &ag[r * k..(r + 1) * k], brow, whole);
+                c[r * n + j] += finish(acc, &a[r * k..(r + 1) * k], brow, whole);
             }
         }
     }
-    let rest_c = c_groups.into_remainder();
+    // Four rows at a time (four chains instead of one), then the last rows one by one.
+    const R: usize = 4;
+    let mut c_groups = c.chunks_exact_mut(n * R);
+    let mut a_groups = a.chunks_exact(k * R);
+    for (cg, ag) in (&mut c_groups).zip(&mut a_groups) {
+        rows::<R>(cg, ag, b, n, k);
+    }
     let rest_a = a_groups.remainder();
-    for (crow, arow) in rest_c.chunks_exact_mut(n).zip(rest_a.chunks_exact(k)) {
-        for (j, cv) in crow.iter_mut().enumerate() {
-            let brow = &b[j * k..(j + 1) * k];
-            let mut acc = _mm512_setzero_ps();
-            for i in 0..chunks {
-                let x = _mm512_loadu_ps(arow.as_ptr().add(16 * i));
-                let y = _mm512_loadu_ps(brow.as_ptr().add(16 * i));
-                acc = _mm512_add_ps(acc, _mm512_mul_ps(x, y));
-            }
-            *cv += finish(acc, arow, brow, whole);
-        }
+    for (crow, arow) in c_groups
+        .into_remainder()
+        .chunks_exact_mut(n)
+        .zip(rest_a.chunks_exact(k))
+    {
+        rows::<1>(crow, arow, b, n, k);
     }
 }
 
