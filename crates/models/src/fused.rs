@@ -959,6 +959,33 @@ pub(crate) fn with_f32<R>(
     f(&data)
 }
 
+/// Reads every tensor in place (no copies; the storages stay locked for reading while
+/// `f` runs) and calls `f` with the dense layers — the tensors from `first_layer` on,
+/// weight then bias, of the given (out, in) shapes — and all the tensors' data.
+pub(crate) fn with_host_layers<R>(
+    tensors: &[&Tensor],
+    first_layer: usize,
+    shapes: &[(usize, usize)],
+    f: impl FnOnce(&[HostLayer], &[Cow<[f32]>]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let data = guards
+        .iter()
+        .map(|(s, l)| f32_elements(s, l))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let layers: Vec<HostLayer> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, &(out, inp))| HostLayer {
+            w: &data[first_layer + 2 * i],
+            b: &data[first_layer + 2 * i + 1],
+            out,
+            inp,
+        })
+        .collect();
+    f(&layers, &data)
+}
+
 fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<Cow<'a, [f32]>> {
     match s {
         CpuStorage::F32(d) => Ok(elements(d, l)),

@@ -289,34 +289,22 @@ fn infer(layers: &[Dense], x: &[f32], n: usize) -> candle_core::Result<Vec<f32>>
         tensors.push(&l.weight);
         tensors.push(&l.bias);
     }
-    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
-    let data = guards
+    let shapes = layers
         .iter()
-        .map(|(s, l)| crate::fused::f32_elements(s, l))
+        .map(|l| l.weight.dims2())
         .collect::<candle_core::Result<Vec<_>>>()?;
-    let host: Vec<crate::fused::HostLayer> = layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let (out, inp) = l.weight.dims2()?;
-            Ok(crate::fused::HostLayer {
-                w: &data[2 * i],
-                b: &data[2 * i + 1],
-                out,
-                inp,
-            })
-        })
-        .collect::<candle_core::Result<_>>()?;
-    if let Some(first) = host.first() {
-        if x.len() != n * first.inp {
-            candle_core::bail!(
-                "expected an input of width {}, got {} values for {n} rows",
-                first.inp,
-                x.len()
-            );
+    crate::fused::with_host_layers(&tensors, 0, &shapes, |host, _| {
+        if let Some(first) = host.first() {
+            if x.len() != n * first.inp {
+                candle_core::bail!(
+                    "expected an input of width {}, got {} values for {n} rows",
+                    first.inp,
+                    x.len()
+                );
+            }
         }
-    }
-    Ok(crate::fused::mlp_infer(x, n, &host))
+        Ok(crate::fused::mlp_infer(x, n, host))
+    })
 }
 
 /// MLP forward: activation after every layer but the last.
@@ -639,32 +627,18 @@ impl NoisyClassifier for ClassifierNet {
             tensors.push(&l.weight);
             tensors.push(&l.bias);
         }
-        let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
-        let data = guards
-            .iter()
-            .map(|(s, l)| crate::fused::f32_elements(s, l))
-            .collect::<candle_core::Result<Vec<_>>>()?;
         let e = self.config.embed_dim;
-        let layers: Vec<crate::fused::HostLayer> = self
-            .config
-            .layer_shapes()
-            .iter()
-            .enumerate()
-            .map(|(i, &(out, inp))| crate::fused::HostLayer {
-                w: &data[2 + 2 * i],
-                b: &data[3 + 2 * i],
-                out,
-                inp,
-            })
-            .collect();
-        let grad = crate::fused::classifier_input_grad(
-            &data[0],
-            n,
-            d,
-            &data[1][(t - 1) * e..t * e],
-            &layers,
-            &targets,
-        );
+        let shapes = self.config.layer_shapes();
+        let grad = crate::fused::with_host_layers(&tensors, 2, &shapes, |layers, data| {
+            Ok(crate::fused::classifier_input_grad(
+                &data[0],
+                n,
+                d,
+                &data[1][(t - 1) * e..t * e],
+                layers,
+                &targets,
+            ))
+        })?;
         Tensor::from_vec(grad, (n, d), x_t.device())
     }
 }

@@ -15,7 +15,7 @@
 use candle_core::{Tensor, Var};
 
 use crate::adam::Adam;
-use crate::fused::{f32_elements, HostLayer, MlpPass};
+use crate::fused::{HostLayer, MlpPass};
 use crate::nets::{Activation, ClassifierNet, DenoiserNet, DEVICE};
 
 /// Reads every parameter in place and calls `f` with the dense layers (the `Var`s from
@@ -26,25 +26,8 @@ fn with_layers<R>(
     shapes: &[(usize, usize)],
     f: impl FnOnce(&[HostLayer], &[std::borrow::Cow<[f32]>]) -> candle_core::Result<R>,
 ) -> candle_core::Result<R> {
-    let guards: Vec<_> = vars
-        .iter()
-        .map(|v| v.as_tensor().storage_and_layout())
-        .collect();
-    let data = guards
-        .iter()
-        .map(|(s, l)| f32_elements(s, l))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let layers: Vec<HostLayer> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, &(out, inp))| HostLayer {
-            w: &data[first_layer + 2 * i],
-            b: &data[first_layer + 2 * i + 1],
-            out,
-            inp,
-        })
-        .collect();
-    f(&layers, &data)
+    let tensors: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+    crate::fused::with_host_layers(&tensors, first_layer, shapes, f)
 }
 
 /// The denoiser's step: loss = mean((ε_θ(input) − ε)²) over every coordinate.
