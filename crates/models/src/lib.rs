@@ -110,7 +110,9 @@ mod step;
 mod train;
 mod traits;
 
-pub use checkpoint::{CLASSIFIER_FORMAT, DENOISER_FORMAT};
+pub use checkpoint::{
+    checkpoint_metadata, with_checkpoint_metadata, CLASSIFIER_FORMAT, DENOISER_FORMAT,
+};
 pub use error::{ModelError, Result};
 pub use eval::{
     accuracy_curve, accuracy_on, binomial_std_error, classifier_accuracy, denoiser_loss,
