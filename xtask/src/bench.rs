@@ -28,13 +28,12 @@ use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use models::{
     init_classifier, init_denoiser, train_classifier, train_denoiser, ClassifierConfig,
-    ClassifierNet, ClassifierTraining, DenoiserConfig, DenoiserNet, DenoiserTraining,
+    ClassifierNet, DenoiserConfig, DenoiserNet,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use sampler::{sample, Guidance, SampleRun, SamplerConfig};
 use schedule::{NoiseSchedule, ScheduleKind};
 use serde_json::{json, Value};
-use viz::{Color, Curve, Histogram, LineChart, Panel, PointSeries, Scatter};
 
 use crate::flags::BenchArgs;
 
@@ -435,18 +434,22 @@ impl Table {
 
 /// What the figures are drawn from: the pipeline's own outputs.
 struct Pipeline {
-    data: Vec<f32>,
+    recipe: toydiff::Recipe,
+    data: toydiff::Prepared,
     denoiser_losses: Vec<f32>,
     classifier_losses: Vec<f32>,
-    runs: Vec<SampleRun>,
+    runs: toydiff::Runs,
 }
 
-fn notebook_data() -> (Vec<f32>, Vec<u32>) {
-    let lp = toy_data::two_clusters(500, SEED);
-    (
-        lp.points.iter().map(|&v| v as f32).collect(),
-        lp.labels.iter().map(|&l| l as u32).collect(),
-    )
+/// The notebook's recipe and its data, as `cargo xtask train` makes them.
+fn notebook_recipe() -> anyhow::Result<(toydiff::Recipe, toydiff::Prepared)> {
+    let recipe = toydiff::RecipeParams {
+        seed: SEED,
+        ..toydiff::RecipeParams::default()
+    }
+    .check()?;
+    let data = toydiff::Prepared::from_recipe(&recipe, 1, &toydiff::Silent)?;
+    Ok((recipe, data))
 }
 
 fn sampler_config(n: usize, seed: u64) -> SamplerConfig {
@@ -465,10 +468,15 @@ fn pipeline_stages(
     wanted: &dyn Fn(&str) -> bool,
     table: &mut Table,
 ) -> anyhow::Result<Pipeline> {
-    let schedule = NoiseSchedule::notebook();
-    let (data, labels) = notebook_data();
-    let den_cfg = DenoiserTraining::default();
-    let clf_cfg = ClassifierTraining::default();
+    let (recipe, prepared) = notebook_recipe()?;
+    let schedule = recipe.noise_schedule()?;
+    let data = prepared.train_standardised();
+    let labels = prepared
+        .labels_of(false)
+        .context("the notebook's data has labels")?;
+    let den_cfg = recipe.denoiser_training();
+    let clf_cfg = recipe.classifier_training(prepared.meta.n_train);
+    let (den_config, clf_config) = (recipe.denoiser_config(), recipe.classifier_config(2));
     let clf_steps = clf_cfg.total_steps(labels.len());
     let train_den = || -> anyhow::Result<((DenoiserNet, Vec<f32>), Timed)> {
         timed(|| {
@@ -476,7 +484,7 @@ fn pipeline_stages(
                 &data,
                 2,
                 &schedule,
-                &DenoiserConfig::default(),
+                &den_config,
                 &den_cfg,
                 &mut |_, _| {},
             )?)
@@ -489,7 +497,7 @@ fn pipeline_stages(
                 2,
                 &labels,
                 &schedule,
-                &ClassifierConfig::default(),
+                &clf_config,
                 &clf_cfg,
                 &mut |_, _| {},
             )?)
@@ -603,8 +611,18 @@ fn pipeline_stages(
             total_s,
         );
     }
+    let mut runs = runs.into_iter();
+    let unguided = runs.next().unwrap_or(SampleRun {
+        dim: 2,
+        snapshots: Vec::new(),
+    });
+    let runs = toydiff::Runs {
+        unguided,
+        guided: runs.enumerate().collect(),
+    };
     Ok(Pipeline {
-        data,
+        recipe,
+        data: prepared,
         denoiser_losses,
         classifier_losses,
         runs,
@@ -674,148 +692,55 @@ fn time_repeats(
     (0..repeats).map(|_| Ok(timed(&mut f)?.1)).collect()
 }
 
-fn pairs(flat: &[f32]) -> Vec<(f64, f64)> {
-    flat.chunks_exact(2)
-        .map(|p| (p[0] as f64, p[1] as f64))
-        .collect()
-}
-
-/// The forward snapshots and each figure and GIF of the pipeline, drawn as `cargo xtask all` draws them.
+/// The forward snapshots and each figure and GIF of the pipeline, rendered and encoded
+/// in memory by the library's own figure functions (the ones `cargo xtask all` writes).
 fn figure_stages(repeats: usize, p: &Pipeline, table: &mut Table) -> anyhow::Result<()> {
-    let schedule = NoiseSchedule::notebook();
-    let x0: Vec<f64> = p.data.iter().map(|&v| v as f64).collect();
+    use toydiff::{forward, gmm, sample, train};
+    let schedule = p.recipe.noise_schedule()?;
 
     // Forward snapshots every 50 steps.
     let mut snapshots = Vec::new();
     let s = time_repeats(repeats, || {
-        let mut rng = StdRng::seed_from_u64(SEED + 100);
-        snapshots = schedule.forward_snapshots(&x0, 50, &mut rng)?;
+        snapshots = forward::forward_snapshots(&p.data, &schedule, SEED, 50)?;
         Ok(())
     })?;
     table.add("forward snapshots (1000 points, 500 steps)", None, s);
 
     // Histogram PNG: 1,000 draws of the 1-D mixture with its density.
-    let gmm = toy_data::notebook_gmm_1d();
-    let draws = gmm
+    let gmm_1d = toy_data::notebook_gmm_1d();
+    let draws = gmm_1d
         .sample(1000, &mut StdRng::seed_from_u64(SEED))
         .column(0)
         .to_vec();
     let s = time_repeats(repeats, || {
-        let h = Histogram {
-            title: "Samples drawn from a GMM".into(),
-            x_label: "x".into(),
-            y_label: "density".into(),
-            values: draws.clone(),
-            bins: 50,
-            label: "Generated data (1,000 draws)".into(),
-            color: Color::CORNFLOWER,
-            curves: vec![
-                Curve::from_fn("True density", -5.0, 6.0, 400, Color::RED, |x| {
-                    gmm.pdf(&[x])
-                })
-                .width(3),
-            ],
-            ..Histogram::default()
-        };
-        std::hint::black_box(viz::render_png(&[Panel::Histogram(h)], 1, 900, 600)?);
+        std::hint::black_box(gmm::samples_figure(&gmm_1d, draws.clone())?);
         Ok(())
     })?;
     table.add("histogram PNG (900×600)", None, s);
 
     // Schedule PNG: β, ᾱ, SNR of three schedules, 500 steps each.
     let s = time_repeats(repeats, || {
-        let mut panels: Vec<LineChart> = ["β_t", "ᾱ_t", "SNR_t"]
-            .iter()
-            .enumerate()
-            .map(|(i, t)| LineChart {
-                title: (*t).into(),
-                x_label: "step t".into(),
-                y_label: (*t).into(),
-                log_y: i != 1,
-                ..LineChart::default()
-            })
-            .collect();
-        for (name, color) in
-            ScheduleKind::NAMES
-                .iter()
-                .zip([Color::BLUE, Color::ORANGE, Color::GREEN])
-        {
-            let kind: ScheduleKind = name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let s = NoiseSchedule::new(kind, 500)?;
-            let fs: [&dyn Fn(usize) -> f64; 3] =
-                [&|t| s.beta(t), &|t| s.alpha_bar(t), &|t| s.snr(t)];
-            for (panel, f) in panels.iter_mut().zip(fs) {
-                let points = (1..=500).map(|t| (t as f64, f(t))).collect();
-                panel.curves.push(Curve::new(*name, points, color));
-            }
-        }
-        let panels: Vec<Panel> = panels.into_iter().map(Panel::Line).collect();
-        std::hint::black_box(viz::render_png(&panels, 3, 1500, 500)?);
+        std::hint::black_box(forward::schedule_figure(schedule.num_steps())?);
         Ok(())
     })?;
     table.add("schedule PNG (1500×500)", None, s);
 
-    // Loss PNG: both training curves (2,000 and 8,000 points) with moving averages.
+    // Loss PNG: both training curves (2,000 and 8,000 points) with moving averages (the
+    // exact floors, a Monte Carlo run of the evaluation, are left out).
     let s = time_repeats(repeats, || {
-        let panel = |losses: &[f32], color: Color| {
-            let raw: Vec<(f64, f64)> = losses
-                .iter()
-                .enumerate()
-                .map(|(i, &l)| ((i + 1) as f64, l as f64))
-                .collect();
-            let w = (losses.len() / 20).clamp(1, 400);
-            let avg: Vec<(f64, f64)> = raw
-                .iter()
-                .enumerate()
-                .map(|(i, &(x, _))| {
-                    let lo = i.saturating_sub(w - 1);
-                    let m = raw[lo..=i].iter().map(|p| p.1).sum::<f64>() / (i + 1 - lo) as f64;
-                    (x, m)
-                })
-                .collect();
-            Panel::Line(LineChart {
-                title: "loss".into(),
-                x_label: "training step".into(),
-                y_label: "loss".into(),
-                curves: vec![
-                    Curve::new("loss per step", raw, color.over(Color::WHITE, 0.3)).width(1),
-                    Curve::new("moving average", avg, color),
-                ],
-                y_range: Some((0.0, 1.2)),
-                ..LineChart::default()
-            })
-        };
-        let panels = [
-            panel(&p.denoiser_losses, Color::BLUE),
-            panel(&p.classifier_losses, Color::ORANGE),
-        ];
-        std::hint::black_box(viz::render_png(&panels, 2, 1400, 560)?);
+        std::hint::black_box(train::loss_figure(
+            &p.denoiser_losses,
+            Some(&p.classifier_losses),
+            None,
+            None,
+        )?);
         Ok(())
     })?;
     table.add("loss PNG (1400×560)", None, s);
 
     // Forward GIF: 11 frames, 640×600.
-    let original = pairs(&p.data);
-    let axes = ((-4.5, 4.5), (-4.5, 4.5));
     let s = time_repeats(repeats, || {
-        let frames: Vec<Vec<Panel>> = snapshots
-            .iter()
-            .map(|s| {
-                let pts: Vec<(f64, f64)> = s.points.chunks_exact(2).map(|q| (q[0], q[1])).collect();
-                vec![Panel::Scatter(Scatter {
-                    title: format!("Forward diffusion, t = {}", s.t),
-                    x_label: "x₁".into(),
-                    y_label: "x₂".into(),
-                    x_range: axes.0,
-                    y_range: axes.1,
-                    series: vec![
-                        PointSeries::new("Original", original.clone(), Color::BLUE),
-                        PointSeries::new("Diffused", pts, Color::RED).alpha(0.5),
-                    ],
-                })]
-            })
-            .collect();
-        std::hint::black_box(viz::render_gif(&frames, 1, 640, 600, 7)?);
+        std::hint::black_box(forward::forward_gif(&p.data, &snapshots)?);
         Ok(())
     })?;
     table.add(
@@ -825,45 +750,10 @@ fn figure_stages(repeats: usize, p: &Pipeline, table: &mut Table) -> anyhow::Res
     );
 
     // Guided vs unguided GIF: 51 frames of two panels, 1050×600.
-    let n_frames = p.runs[0].snapshots.len();
+    let n_frames = p.runs.unguided.snapshots.len();
     let s = time_repeats(repeats, || {
-        let frames: Vec<Vec<Panel>> = (0..n_frames)
-            .map(|k| {
-                let base = || {
-                    PointSeries::new("Original data", original.clone(), Color::BLUE)
-                        .alpha(0.25)
-                        .radius(2)
-                };
-                let pts = |run: &SampleRun| pairs(&run.snapshots[k].points);
-                let left = Scatter {
-                    title: format!("Unguided, t = {}", p.runs[0].snapshots[k].t),
-                    x_label: "x₁".into(),
-                    y_label: "x₂".into(),
-                    x_range: axes.0,
-                    y_range: axes.1,
-                    series: vec![
-                        base(),
-                        PointSeries::new("Unguided", pts(&p.runs[0]), Color::GRAY)
-                            .alpha(0.5)
-                            .radius(3),
-                    ],
-                };
-                let mut right = Scatter {
-                    title: "Classifier-guided".into(),
-                    series: vec![base()],
-                    ..left.clone()
-                };
-                for (c, color) in [(1, Color::RED), (2, Color::GREEN)] {
-                    right.series.push(
-                        PointSeries::new(format!("Guided c={}", c - 1), pts(&p.runs[c]), color)
-                            .alpha(0.6)
-                            .radius(3),
-                    );
-                }
-                vec![Panel::Scatter(left), Panel::Scatter(right)]
-            })
-            .collect();
-        std::hint::black_box(viz::render_gif(&frames, 2, 1050, 600, 4)?);
+        let frames = sample::frames(&p.data, &p.runs);
+        std::hint::black_box(sample::sampling_gif(&frames)?);
         Ok(())
     })?;
     table.add(

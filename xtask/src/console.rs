@@ -40,11 +40,6 @@ pub fn captured<T>(f: impl FnOnce() -> T) -> (T, String) {
     (value, text.unwrap_or_default())
 }
 
-/// True when the machine has a second core for a stage to run on beside another.
-pub fn two_cores() -> bool {
-    std::thread::available_parallelism().is_ok_and(|p| p.get() > 1)
-}
-
 /// `println!` through [`print()`].
 macro_rules! say {
     () => {

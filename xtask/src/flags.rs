@@ -63,6 +63,34 @@ pub struct ForwardArgs {
     /// Number of diffusion steps T
     #[arg(long = "T", default_value_t = 500, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
     pub steps: usize,
+    /// β schedule of the diffusion: linear (the notebook's), cosine or quadratic
+    /// [default: linear]
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
+    /// Diffuse the data of this checkpoint folder with its T and schedule (instead of
+    /// --dataset/--data, --T and --schedule)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dataset", "n_data", "data", "schedule", "steps"])]
+    pub checkpoints: Option<PathBuf>,
+}
+
+/// A β schedule by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleArg {
+    Linear,
+    Cosine,
+    Quadratic,
+}
+
+impl ScheduleArg {
+    /// The schedule with its parameters: β from 1e-4 to 0.02 (linear, quadratic), s = 0.008 (cosine).
+    pub fn kind(self) -> schedule::ScheduleKind {
+        let name = match self {
+            ScheduleArg::Linear => "linear",
+            ScheduleArg::Cosine => "cosine",
+            ScheduleArg::Quadratic => "quadratic",
+        };
+        name.parse().expect("a schedule name")
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -90,6 +118,11 @@ pub struct TrainArgs {
     /// Adam learning rate of both
     #[arg(long, default_value_t = 1e-3, value_parser = parse_lr, allow_negative_numbers = true)]
     pub lr: f64,
+    /// β schedule the networks learn (recorded in the checkpoint; `sample` and
+    /// `forward --checkpoints` use it): linear (the notebook's), cosine or quadratic
+    /// [default: linear]
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -97,7 +130,7 @@ pub struct SampleArgs {
     /// Output folder (created if missing) [default: assets/figures]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Folder holding denoiser.safetensors and classifier.safetensors [default: OUT/checkpoints]
+    /// Checkpoint folder `train` wrote (networks, data, recipe) [default: OUT/checkpoints]
     #[arg(long, value_name = "DIR")]
     pub checkpoints: Option<PathBuf>,
     /// Samples per run
@@ -273,6 +306,10 @@ pub struct AllArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub net: NetArgs,
+    /// β schedule of training, sampling and the forward animation: linear (the
+    /// notebook's), cosine or quadratic [default: linear]
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -319,7 +356,7 @@ pub enum KChoice {
 }
 
 /// The largest k `--k` accepts, and the largest `auto` tries.
-pub const MAX_K: usize = 10;
+pub const MAX_K: usize = toydiff::gmm::MAX_K;
 
 fn parse_k(s: &str) -> Result<KChoice, String> {
     if s.eq_ignore_ascii_case("auto") {

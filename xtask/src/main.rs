@@ -7,11 +7,9 @@
 mod all;
 mod bench;
 mod console;
-mod data;
 mod flags;
 mod forward;
 mod gmm;
-mod output;
 mod progress;
 mod quality;
 mod sample;
@@ -52,8 +50,8 @@ fn try_main(cli: flags::Cli) -> anyhow::Result<()> {
     match cli.command {
         flags::Command::Gmm(args) => gmm::run(&args),
         flags::Command::Forward(args) => forward::run(&args),
-        flags::Command::Train(args) => train::run(&args),
-        flags::Command::Sample(args) => sample::run(&args),
+        flags::Command::Train(args) => train::run(&args).map(|_| ()),
+        flags::Command::Sample(args) => sample::run(&args).map(|_| ()),
         flags::Command::All(args) => all::run(&args),
         flags::Command::Bench(args) => bench::run(&args),
         flags::Command::Quality(args) => quality::run(&args),

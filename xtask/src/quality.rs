@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use toy_data::BuiltinSet;
 
 use crate::flags::{defaults, DataArgs, QualityArgs, SampleArgs, TrainArgs};
-use crate::output::OutDir;
+use toydiff::OutDir;
 
 /// Energy distance may be at most this many times its noise floor (95th percentile).
 pub const MAX_FLOOR_RATIO: f64 = 3.0;
@@ -33,7 +33,7 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<()> {
             ..DataArgs::default()
         };
         let start = Instant::now();
-        crate::train::run(&TrainArgs {
+        let trained = crate::train::run(&TrainArgs {
             out: Some(folder.clone()),
             seed: args.seed,
             data,
@@ -41,30 +41,15 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<()> {
         })?;
         let train_s = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        crate::sample::run(&SampleArgs {
+        let s = crate::sample::run(&SampleArgs {
             out: Some(folder.clone()),
             seed: args.seed,
             ..defaults()
         })?;
         let sample_s = start.elapsed().as_secs_f64();
-        let metrics: Value = serde_json::from_slice(&std::fs::read(folder.join("metrics.json"))?)?;
-        let s = &metrics["sampling"];
-        let ed = s["unguided"]["energy_distance"]
-            .as_f64()
-            .unwrap_or(f64::NAN);
-        let floor = s["unguided"]["energy_noise_floor"]["p95"]
-            .as_f64()
-            .unwrap_or(f64::NAN);
-        let precisions: Vec<f64> = s
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| k.starts_with("guided_"))
-                    .filter_map(|(_, v)| v["precision"].as_f64())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let min_precision = precisions.iter().copied().reduce(f64::min);
+        let ed = s.unguided.energy_distance;
+        let floor = s.unguided.energy_noise_floor.p95;
+        let min_precision = s.min_guided_precision();
         let ratio = ed / floor;
         let pass = ratio <= MAX_FLOOR_RATIO && min_precision.is_none_or(|p| p >= MIN_PRECISION);
         rows.push(json!({
@@ -72,16 +57,16 @@ pub fn run(args: &QualityArgs) -> anyhow::Result<()> {
             "energy_distance": ed,
             "noise_floor_p95": floor,
             "ratio_to_floor": ratio,
-            "reference": s["unguided"]["reference"],
+            "reference": s.unguided.reference,
             "min_guided_precision": min_precision,
-            "accuracy_t250": metrics["accuracy_t250"],
+            "accuracy_t250": trained.accuracy_t250,
             "train_seconds": train_s,
             "sample_seconds": sample_s,
             "pass": pass,
         }));
     }
-    let mut md = String::from(
-        "| data set | energy distance | noise floor (p95) | ratio (≤ 3) | reference | min guided precision (≥ 0.95) | train s | sample s | pass |\n|---|---:|---:|---:|---|---:|---:|---:|---|\n",
+    let mut md = format!(
+        "| data set | energy distance | noise floor (p95) | ratio (≤ {MAX_FLOOR_RATIO}) | reference | min guided precision (≥ {MIN_PRECISION}) | train s | sample s | pass |\n|---|---:|---:|---:|---|---:|---:|---:|---|\n",
     );
     for r in &rows {
         let f = |v: &Value, d: usize| v.as_f64().map_or("—".into(), |x| format!("{x:.d$}"));

@@ -359,10 +359,7 @@ impl ClassifierNet {
 /// `bytes` (a checkpoint of either net) with `extra` string entries added to its
 /// `__metadata__`, written with the same fixed header as [`DenoiserNet::to_safetensors`];
 /// an entry whose key the file already holds replaces it. The tensors are copied bit for bit.
-pub fn with_checkpoint_metadata(
-    bytes: &[u8],
-    extra: &BTreeMap<String, String>,
-) -> Result<Vec<u8>> {
+pub fn with_checkpoint_metadata(bytes: &[u8], extra: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| ModelError::CheckpointUnreadable(e.to_string()))?;
     let mut meta: BTreeMap<String, String> = checkpoint_metadata(bytes)?;
@@ -375,12 +372,8 @@ pub fn with_checkpoint_metadata(
                 found: format!("{:?}", view.dtype()),
             });
         }
-        let tensor = Tensor::from_raw_buffer(
-            view.data(),
-            candle_core::DType::F32,
-            view.shape(),
-            &DEVICE,
-        )?;
+        let tensor =
+            Tensor::from_raw_buffer(view.data(), candle_core::DType::F32, view.shape(), &DEVICE)?;
         tensors.push((name, tensor));
     }
     serialize(tensors, meta)
@@ -508,7 +501,10 @@ mod tests {
         let back = DenoiserNet::from_safetensors(&tagged, None).unwrap();
         assert_eq!(back.to_safetensors().unwrap(), bytes);
         // Adding nothing gives back the same bytes (the header is the fixed one).
-        assert_eq!(with_checkpoint_metadata(&bytes, &BTreeMap::new()).unwrap(), bytes);
+        assert_eq!(
+            with_checkpoint_metadata(&bytes, &BTreeMap::new()).unwrap(),
+            bytes
+        );
         assert!(checkpoint_metadata(b"garbage").is_err());
     }
 

@@ -1,14 +1,15 @@
-//! Writing results: every file goes through `viz::write_atomic` (temporary file
-//! in the same folder, then rename), so an interrupted run never leaves a
-//! truncated file.
+//! Writing results: every file goes through `viz::write_atomic` (temporary file in the
+//! same folder, then rename), so an interrupted run never leaves a truncated file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use serde::Serialize;
 
-/// The output folder of a run, created if missing.
+use crate::error::{PipelineError, Result};
+
+/// The output folder of a run, created by its first write.
+#[derive(Debug, Clone)]
 pub struct OutDir {
     root: PathBuf,
 }
@@ -17,23 +18,21 @@ impl OutDir {
     /// Checks that `root` is, or can become, a folder: it is one, or its nearest
     /// existing ancestor is one. Nothing is written or created yet (the folder is
     /// created by the first write), so a run that fails on bad input leaves no trace.
-    pub fn new(root: &Path) -> anyhow::Result<Self> {
+    pub fn new(root: &Path) -> Result<Self> {
         if root.exists() && !root.is_dir() {
-            bail!(
-                "output path '{}' is a file: --out must be a folder (it is created if missing)",
-                root.display()
-            );
+            return Err(PipelineError::OutIsFile(root.to_path_buf()));
         }
         // A folder cannot be created under a file: say so now, not after the work.
         let mut ancestor = root.parent();
         while let Some(dir) = ancestor.filter(|d| !d.as_os_str().is_empty()) {
             match std::fs::metadata(dir) {
                 Ok(m) if m.is_dir() => break,
-                Ok(_) => bail!(
-                    "output folder '{}' cannot be created: '{}' is a file, not a folder",
-                    root.display(),
-                    dir.display()
-                ),
+                Ok(_) => {
+                    return Err(PipelineError::OutBelowFile {
+                        out: root.to_path_buf(),
+                        file: dir.to_path_buf(),
+                    })
+                }
                 // Missing (or below a file, which a higher ancestor reveals): go up.
                 Err(_) => ancestor = dir.parent(),
             }
@@ -43,41 +42,44 @@ impl OutDir {
         })
     }
 
+    /// `name` inside the folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
 
     /// Writes `bytes` to `name` inside the folder, atomically.
-    pub fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
         let path = self.path(name);
         viz::write_atomic(&path, bytes)?;
         Ok(path)
     }
 
     /// Removes `name` inside the folder if it exists (a stale output of another run).
-    pub fn remove(&self, name: &str) -> anyhow::Result<()> {
+    pub fn remove(&self, name: &str) -> Result<()> {
         let path = self.path(name);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+            Err(source) => Err(PipelineError::Io {
+                what: "removing",
+                path,
+                source,
+            }),
         }
     }
 
     /// Pretty JSON with a final newline.
-    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> anyhow::Result<PathBuf> {
-        let mut text = serde_json::to_string_pretty(value)?;
-        text.push('\n');
-        self.write(name, text.as_bytes())
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<PathBuf> {
+        self.write(name, &json_bytes(value)?)
     }
 
-    /// Merges `fields` into the JSON object in `name` (creating it), keys sorted,
-    /// so that stages can add their results to one `metrics.json`.
+    /// Merges `fields` into the JSON object in `name` (creating it), keys sorted, so
+    /// that stages can add their wall times to one `timings.json`.
     pub fn merge_json(
         &self,
         name: &str,
         fields: BTreeMap<String, serde_json::Value>,
-    ) -> anyhow::Result<PathBuf> {
+    ) -> Result<PathBuf> {
         // Stages that run side by side (`cargo xtask all`) merge into the same files:
         // one read-modify-write at a time.
         static MERGING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -95,27 +97,42 @@ impl OutDir {
             object.insert(k, v);
         }
         self.write_json(name, &serde_json::Value::Object(object))
-            .with_context(|| format!("writing {}", path.display()))
+            .map_err(|e| e.context(format!("writing {}", path.display())))
     }
+}
+
+/// `value` as pretty JSON with a final newline.
+pub fn json_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text.into_bytes())
 }
 
 /// Wall seconds of each stage, written to `timings.json` (never to `metrics.json`,
 /// which must be reproducible byte for byte).
-#[derive(Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Timings {
     stages: BTreeMap<String, serde_json::Value>,
 }
 
 impl Timings {
+    /// Records `seconds` under `stage`.
     pub fn record(&mut self, stage: &str, seconds: f64) {
         self.record_value(stage, serde_json::json!(seconds));
     }
 
+    /// Records any value under `key`.
     pub fn record_value(&mut self, key: &str, value: serde_json::Value) {
         self.stages.insert(key.to_string(), value);
     }
 
-    pub fn write(self, out: &OutDir) -> anyhow::Result<()> {
+    /// The seconds recorded under `stage`, if any.
+    pub fn seconds(&self, stage: &str) -> Option<f64> {
+        self.stages.get(stage).and_then(serde_json::Value::as_f64)
+    }
+
+    /// Merges these times into `timings.json` of `out`.
+    pub fn write(self, out: &OutDir) -> Result<()> {
         out.merge_json("timings.json", self.stages)?;
         Ok(())
     }

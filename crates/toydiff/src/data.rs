@@ -1,23 +1,25 @@
 //! Where the 2-D training data comes from (a built-in set or a user's CSV), how it is
-//! standardised, and how it travels with the checkpoints so that `sample` needs nothing
-//! else.
+//! standardised and split, and how it travels with the checkpoints so that `sample`
+//! needs nothing else.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use toy_data::{BuiltinSet, Covariance, GaussianMixture, Standardizer};
 
-use crate::console::say;
-use crate::flags::DataArgs;
+use crate::error::{PipelineError, Result};
+use crate::observer::{say, Observer};
 use crate::output::OutDir;
+use crate::recipe::{DataSource, Fnv1a, Recipe};
 
 /// Name of the data description inside a checkpoint folder.
 pub const META_FILE: &str = "data.json";
 /// Name of the data itself (original units, with labels and the split) in a checkpoint folder.
 pub const DATA_FILE: &str = "data.csv";
 const FORMAT: &str = "toydiff-data-v1";
+/// The first line of `data.csv`, before the run id.
+const RUN_LINE: &str = "# toydiff run ";
 /// Fraction of a data set held out for evaluation when no exact reference exists.
 pub const HELDOUT_FRACTION: f64 = 0.2;
 
@@ -42,6 +44,9 @@ pub struct DataMeta {
     pub n_heldout: usize,
     /// The seed the data (and its split) came from.
     pub seed: u64,
+    /// The run this file belongs to (absent in folders written before run ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 impl DataMeta {
@@ -57,6 +62,7 @@ impl DataMeta {
         }
     }
 
+    /// Whether the data has class labels.
     pub fn is_labelled(&self) -> bool {
         !self.class_names.is_empty()
     }
@@ -73,7 +79,9 @@ impl DataMeta {
 }
 
 /// A data set ready for training: original units, labels, and the train/held-out split.
+#[derive(Debug, Clone)]
 pub struct Prepared {
+    /// Its description.
     pub meta: DataMeta,
     /// All rows, original units, n × 2.
     pub points: Array2<f64>,
@@ -83,83 +91,71 @@ pub struct Prepared {
     pub heldout: Vec<bool>,
     /// Rows skipped by --drop-missing.
     pub dropped_rows: usize,
+    /// The run id `data.csv` carried when it was read (None for fresh data).
+    pub csv_run_id: Option<String>,
 }
 
 impl Prepared {
-    /// Loads or generates the data named by the flags and checks it can be trained on.
-    pub fn from_args(args: &DataArgs, seed: u64, min_rows: usize) -> anyhow::Result<Self> {
-        let (dataset, csv, points, labels, class_names, column_names, dropped) = if let Some(path) =
-            &args.data
+    /// Loads or generates the recipe's data and checks it can be trained on (at least
+    /// `min_rows` rows, no constant column).
+    pub fn from_recipe(recipe: &Recipe, min_rows: usize, obs: &dyn Observer) -> Result<Self> {
+        let seed = recipe.seeds().data;
+        let (dataset, csv, points, labels, class_names, column_names, dropped) = match &recipe.data
         {
-            let columns: Vec<&str> = args.columns.iter().map(String::as_str).collect();
-            if columns.len() != 2 {
-                bail!(
-                    "--columns {} names {} column(s): give exactly two, e.g. --columns x,y",
-                    args.columns.join(","),
-                    columns.len()
-                );
-            }
-            if columns[0] == columns[1] {
-                bail!(
-                    "--columns {} names the same column twice: give two different columns",
-                    args.columns.join(",")
-                );
-            }
-            if let Some(label) = args.label.as_deref().filter(|l| columns.contains(l)) {
-                bail!(
-                    "--label {label} is also one of --columns {}: the class column must be another column",
-                    args.columns.join(",")
-                );
-            }
-            let d =
-                toy_data::load_labelled(path, &columns, args.label.as_deref(), args.drop_missing)?;
-            if d.dropped_rows > 0 {
-                say!(
-                    "--drop-missing: skipped {} row(s) with a missing or non-numeric cell",
-                    d.dropped_rows
-                );
-            }
-            let dropped = d.dropped_rows;
-            (
-                None,
-                Some(path.clone()),
-                d.points,
-                d.labels,
-                d.class_names,
-                d.column_names,
-                dropped,
-            )
-        } else {
-            let set = args.dataset.unwrap_or(BuiltinSet::TwoClusters);
-            let n = args.n_data.unwrap_or_else(|| set.default_size());
-            let d = set.generate(n, seed);
-            let columns = d.column_names.to_vec();
-            (
-                Some(set),
-                None,
-                d.points,
-                d.labels,
-                d.class_names,
+            DataSource::Csv {
+                path,
                 columns,
-                0,
-            )
+                label,
+                drop_missing,
+            } => {
+                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                let d = toy_data::load_labelled(path, &columns, label.as_deref(), *drop_missing)?;
+                if d.dropped_rows > 0 {
+                    say!(
+                        obs,
+                        "--drop-missing: skipped {} row(s) with a missing or non-numeric cell",
+                        d.dropped_rows
+                    );
+                }
+                let dropped = d.dropped_rows;
+                (
+                    None,
+                    Some(path.clone()),
+                    d.points,
+                    d.labels,
+                    d.class_names,
+                    d.column_names,
+                    dropped,
+                )
+            }
+            DataSource::Builtin { set, n, seed } => {
+                let d = set.generate(*n, *seed);
+                let columns = d.column_names.to_vec();
+                (
+                    Some(*set),
+                    None,
+                    d.points,
+                    d.labels,
+                    d.class_names,
+                    columns,
+                    0,
+                )
+            }
         };
         if points.nrows() < min_rows {
-            bail!(
-                "the data has {} row(s) but training needs at least {min_rows} (one batch): add rows or lower --batch",
-                points.nrows()
-            );
+            return Err(PipelineError::TooFewRows {
+                rows: points.nrows(),
+                min: min_rows,
+            });
         }
         toy_data::check_not_constant(points.view(), &column_names)?;
-        // The notebook's data stays in its own units (its figures, accuracy at t = 250
-        // and exact references are in them); everything else is standardised.
-        let standardizer = if dataset == Some(BuiltinSet::TwoClusters) {
+        let standardizer = if recipe.standardise {
+            Standardizer::fit_named(points.view(), &column_names)?
+        } else {
             Standardizer {
                 mean: vec![0.0; 2],
                 std: vec![1.0; 2],
             }
-        } else {
-            Standardizer::fit_named(points.view(), &column_names)?
         };
         let exact = dataset.and_then(|d| d.true_mixture()).is_some();
         let mut heldout = vec![false; points.nrows()];
@@ -181,11 +177,13 @@ impl Prepared {
                 n_train: points.nrows() - n_heldout,
                 n_heldout,
                 seed,
+                run_id: None,
             },
             points,
             labels,
             heldout,
             dropped_rows: dropped,
+            csv_run_id: None,
         })
     }
 
@@ -222,9 +220,8 @@ impl Prepared {
         })
     }
 
-    /// Writes `data.json` and `data.csv` into the checkpoint folder.
-    pub fn save(&self, out: &OutDir, folder: &str) -> anyhow::Result<()> {
-        out.write_json(&format!("{folder}/{META_FILE}"), &self.meta)?;
+    /// `data.csv` without its run line: header `X,Y,class,split`, then every row.
+    fn csv_body(&self) -> String {
         let mut text = format!(
             "{},{},class,split\n",
             self.meta.column_names[0], self.meta.column_names[1]
@@ -243,44 +240,75 @@ impl Prepared {
                 split
             ));
         }
+        text
+    }
+
+    /// FNV-1a hash of the data as `data.csv` holds it (values, classes, split): part of
+    /// the run id.
+    pub fn digest(&self) -> u64 {
+        let mut h = Fnv1a::default();
+        h.write(self.csv_body().as_bytes());
+        h.0
+    }
+
+    /// Writes `data.json` and `data.csv` (first line `# toydiff run <id>`) into the
+    /// checkpoint folder, both carrying `run_id`.
+    pub fn save(&self, out: &OutDir, folder: &str, run_id: &str) -> Result<()> {
+        let meta = DataMeta {
+            run_id: Some(run_id.to_string()),
+            ..self.meta.clone()
+        };
+        out.write_json(&format!("{folder}/{META_FILE}"), &meta)?;
+        let text = format!("{RUN_LINE}{run_id}\n{}", self.csv_body());
         out.write(&format!("{folder}/{DATA_FILE}"), text.as_bytes())?;
         Ok(())
     }
 
     /// Reads back what [`Prepared::save`] wrote.
-    pub fn load(folder: &Path) -> anyhow::Result<Self> {
+    pub fn load(folder: &Path) -> Result<Self> {
         let meta_path = folder.join(META_FILE);
-        let bytes = std::fs::read(&meta_path).with_context(|| {
-            format!(
-                "cannot read '{}': run `cargo xtask train` first, or pass --checkpoints DIR",
+        let bytes =
+            std::fs::read(&meta_path).map_err(|_| PipelineError::MissingCheckpointFile {
+                path: meta_path.clone(),
+                checkpoint: false,
+            })?;
+        let meta: DataMeta = serde_json::from_slice(&bytes).map_err(|e| {
+            PipelineError::BadCheckpointFile(format!(
+                "'{}' is not a toydiff data description: {e}",
                 meta_path.display()
-            )
-        })?;
-        let meta: DataMeta = serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "'{}' is not a toydiff data description",
-                meta_path.display()
-            )
+            ))
         })?;
         if meta.format != FORMAT || meta.column_names.len() != 2 || meta.standardizer.dim() != 2 {
-            bail!(
+            return Err(PipelineError::BadCheckpointFile(format!(
                 "'{}' has format '{}' with {} column(s): expected {FORMAT} with 2 columns",
                 meta_path.display(),
                 meta.format,
                 meta.column_names.len()
-            );
+            )));
         }
         let data_path = folder.join(DATA_FILE);
         let bad = |line: usize, what: &str| {
-            anyhow::anyhow!("{} line {line}: {what}", data_path.display())
+            PipelineError::BadCheckpointFile(format!("{} line {line}: {what}", data_path.display()))
+        };
+        let text = std::fs::read_to_string(&data_path).map_err(|source| PipelineError::Io {
+            what: "cannot read",
+            path: data_path.clone(),
+            source,
+        })?;
+        // The run line (absent in folders written before run ids).
+        let (csv_run_id, body, first_line) = match text.strip_prefix(RUN_LINE) {
+            Some(rest) => {
+                let (id, body) = rest.split_once('\n').unwrap_or((rest, ""));
+                (Some(id.trim().to_string()), body, 2)
+            }
+            None => (None, text.as_str(), 1),
         };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
-            .from_path(&data_path)
-            .with_context(|| format!("cannot read '{}'", data_path.display()))?;
+            .from_reader(body.as_bytes());
         let header = reader
             .headers()
-            .map_err(|e| bad(1, &e.to_string()))?
+            .map_err(|e| bad(first_line, &e.to_string()))?
             .iter()
             .map(|h| h.trim_start_matches('\u{feff}').to_string())
             .collect::<Vec<_>>();
@@ -292,7 +320,7 @@ impl Prepared {
         ];
         if header != expected {
             return Err(bad(
-                1,
+                first_line,
                 &format!(
                     "the header is {} but {META_FILE} describes columns {}: the checkpoint folder mixes two runs; retrain",
                     header.join(","),
@@ -302,7 +330,7 @@ impl Prepared {
         }
         let (mut values, mut labels, mut heldout) = (Vec::new(), Vec::new(), Vec::new());
         for (i, record) in reader.records().enumerate() {
-            let line = i + 2;
+            let line = i + first_line + 1;
             let record = record.map_err(|e| bad(line, &e.to_string()))?;
             if record.len() != 4 {
                 return Err(bad(line, "expected 4 fields (x, y, class, split)"));
@@ -330,9 +358,13 @@ impl Prepared {
             heldout.push(&record[3] == "heldout");
         }
         if heldout.is_empty() {
-            bail!("{} holds no rows", data_path.display());
+            return Err(PipelineError::BadCheckpointFile(format!(
+                "{} holds no rows",
+                data_path.display()
+            )));
         }
-        let points = Array2::from_shape_vec((heldout.len(), 2), values)?;
+        let points = Array2::from_shape_vec((heldout.len(), 2), values)
+            .map_err(|e| bad(first_line, &e.to_string()))?;
         let labels = meta.is_labelled().then_some(labels);
         Ok(Self {
             meta,
@@ -340,6 +372,7 @@ impl Prepared {
             labels,
             heldout,
             dropped_rows: 0,
+            csv_run_id,
         })
     }
 
@@ -371,10 +404,7 @@ fn csv_field(s: &str) -> String {
 
 /// The mixture of (x − mean)/std when x follows `m`: means (μ − mean)/std,
 /// covariances D⁻¹ Σ D⁻¹ with D = diag(std).
-pub fn standardise_mixture(
-    m: &GaussianMixture,
-    s: &Standardizer,
-) -> anyhow::Result<GaussianMixture> {
+pub fn standardise_mixture(m: &GaussianMixture, s: &Standardizer) -> Result<GaussianMixture> {
     let d = m.dim();
     let means = m
         .means()

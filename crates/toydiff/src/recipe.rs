@@ -1,0 +1,783 @@
+//! The recipe of a run: everything `train` needs to reproduce its checkpoints, typed and
+//! serialisable. Built linfa-style: [`RecipeParams`] (unchecked, unset fields take the
+//! data set's defaults) → [`RecipeParams::check`] → [`Recipe`] (every field resolved and
+//! in range), one [`RecipeError`] variant per field that can be bad. `train` saves the
+//! recipe as `checkpoints/recipe.json`; `sample` and `forward` read the schedule from it.
+
+use std::path::PathBuf;
+
+use models::{
+    Activation, ClassifierConfig, ClassifierTraining, DenoiserConfig, DenoiserTraining, LrSchedule,
+    TimeEncoding,
+};
+use schedule::{NoiseSchedule, ScheduleKind};
+use serde::{Deserialize, Serialize};
+use toy_data::BuiltinSet;
+
+/// Value of `format` in `recipe.json`.
+pub const RECIPE_FORMAT: &str = "toydiff-recipe-v1";
+/// The largest T a recipe accepts.
+pub const MAX_NUM_STEPS: usize = 100_000;
+/// Classifier training steps the default epoch count aims at on data other than the notebook's.
+pub const DEFAULT_CLASSIFIER_STEPS: usize = 8000;
+
+/// A recipe field out of range: one variant per field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecipeError {
+    /// `--columns` must name exactly two columns.
+    #[error("--columns {given} names {count} column(s): give exactly two, e.g. --columns x,y")]
+    ColumnCount {
+        /// The columns as given, comma-joined.
+        given: String,
+        /// How many.
+        count: usize,
+    },
+    /// The two columns must differ.
+    #[error("--columns {0} names the same column twice: give two different columns")]
+    SameColumnTwice(String),
+    /// The label column must not be one of the data columns.
+    #[error("--label {label} is also one of --columns {columns}: the class column must be another column")]
+    LabelIsAColumn {
+        /// The label column.
+        label: String,
+        /// The data columns, comma-joined.
+        columns: String,
+    },
+    /// A built-in set needs at least two points.
+    #[error("data size {0} is invalid: use a whole number from 2 to 1000000")]
+    DataSize(usize),
+    /// T out of range.
+    #[error("number of diffusion steps T = {0} is invalid: use a whole number from 1 to {MAX_NUM_STEPS}")]
+    NumSteps(usize),
+    /// The schedule's own parameters are out of range.
+    #[error("noise schedule: {0}")]
+    Schedule(#[from] schedule::ScheduleError),
+    /// Denoiser width out of range.
+    #[error("denoiser width {0} is invalid: use a whole number from 1 to 4096")]
+    Width(usize),
+    /// Denoiser depth out of range.
+    #[error("denoiser depth {0} is invalid: use a whole number from 1 to 16")]
+    Depth(usize),
+    /// Denoiser training steps must be at least 1.
+    #[error("denoiser training steps {0} is invalid: it must be at least 1")]
+    Steps(usize),
+    /// Classifier epochs must be at least 1.
+    #[error("classifier epochs {0} is invalid: it must be at least 1")]
+    Epochs(usize),
+    /// Batch size must be at least 1.
+    #[error("batch size {0} is invalid: it must be at least 1")]
+    Batch(usize),
+    /// The learning rate must be finite and in (0, 10].
+    #[error("learning rate {0} is invalid: use a number in (0, 10]")]
+    LearningRate(f64),
+    /// The recipe file is not one this version reads.
+    #[error("recipe format is '{0}', expected {RECIPE_FORMAT}")]
+    Format(String),
+}
+
+/// Where the 2-D data comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DataSource {
+    /// A seeded built-in set of `n` points, drawn with `seed`.
+    Builtin {
+        /// The set.
+        set: BuiltinSet,
+        /// Points generated.
+        n: usize,
+        /// The seed of the draw (the recipe's seed).
+        seed: u64,
+    },
+    /// Two numeric columns of a CSV file, optionally a class column.
+    Csv {
+        /// The file, as given.
+        path: PathBuf,
+        /// The two numeric columns.
+        columns: Vec<String>,
+        /// The class column, if any.
+        label: Option<String>,
+        /// Whether rows with a missing or non-numeric cell are skipped (else an error).
+        drop_missing: bool,
+    },
+}
+
+impl DataSource {
+    /// Whether this is the notebook's own data (kept in its units, with its networks).
+    pub fn is_notebook(&self) -> bool {
+        matches!(
+            self,
+            DataSource::Builtin {
+                set: BuiltinSet::TwoClusters,
+                ..
+            }
+        )
+    }
+}
+
+/// The β schedule, with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ScheduleSpec {
+    /// Linear β from `beta_start` to `beta_end` (Ho et al. 2020; the notebook's).
+    Linear {
+        /// β_1.
+        beta_start: f64,
+        /// β_T.
+        beta_end: f64,
+    },
+    /// Cosine ᾱ with offset s (Nichol & Dhariwal 2021).
+    Cosine {
+        /// s.
+        offset: f64,
+    },
+    /// Quadratic √β from `beta_start` to `beta_end`.
+    Quadratic {
+        /// β_1.
+        beta_start: f64,
+        /// β_T.
+        beta_end: f64,
+    },
+}
+
+impl From<ScheduleKind> for ScheduleSpec {
+    fn from(kind: ScheduleKind) -> Self {
+        match kind {
+            ScheduleKind::Linear {
+                beta_start,
+                beta_end,
+            } => ScheduleSpec::Linear {
+                beta_start,
+                beta_end,
+            },
+            ScheduleKind::Quadratic {
+                beta_start,
+                beta_end,
+            } => ScheduleSpec::Quadratic {
+                beta_start,
+                beta_end,
+            },
+            ScheduleKind::Cosine { offset } => ScheduleSpec::Cosine { offset },
+        }
+    }
+}
+
+impl From<ScheduleSpec> for ScheduleKind {
+    fn from(spec: ScheduleSpec) -> Self {
+        match spec {
+            ScheduleSpec::Linear {
+                beta_start,
+                beta_end,
+            } => ScheduleKind::Linear {
+                beta_start,
+                beta_end,
+            },
+            ScheduleSpec::Quadratic {
+                beta_start,
+                beta_end,
+            } => ScheduleKind::Quadratic {
+                beta_start,
+                beta_end,
+            },
+            ScheduleSpec::Cosine { offset } => ScheduleKind::Cosine { offset },
+        }
+    }
+}
+
+/// An activation function, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationName {
+    /// max(0, x) (the notebook's).
+    Relu,
+    /// x·σ(x).
+    Silu,
+}
+
+impl From<ActivationName> for Activation {
+    fn from(a: ActivationName) -> Self {
+        match a {
+            ActivationName::Relu => Activation::Relu,
+            ActivationName::Silu => Activation::Silu,
+        }
+    }
+}
+
+/// How the denoiser sees t.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeInput {
+    /// t/T (the notebook's).
+    Scaled,
+    /// 16 sinusoidal features.
+    Sinusoidal,
+}
+
+/// The learning-rate schedule of the denoiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrDecay {
+    /// A constant rate (the notebook's).
+    Constant,
+    /// A cosine decay to zero over the steps.
+    Cosine,
+}
+
+/// The denoiser's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DenoiserShape {
+    /// Units per hidden layer.
+    pub width: usize,
+    /// Hidden layers.
+    pub depth: usize,
+    /// Activation of the hidden layers.
+    pub activation: ActivationName,
+    /// How t enters.
+    pub time_input: TimeInput,
+}
+
+/// The classifier's shape (the notebook's: embedding 32, hidden 64 and 32, relu).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierShape {
+    /// Width of the time embedding.
+    pub embed_dim: usize,
+    /// Widths of the hidden layers.
+    pub hidden: Vec<usize>,
+    /// Activation of the hidden layers.
+    pub activation: ActivationName,
+}
+
+/// Training settings of both networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSettings {
+    /// Denoiser steps, one batch each.
+    pub denoiser_steps: usize,
+    /// The denoiser's learning-rate schedule.
+    pub denoiser_lr: LrDecay,
+    /// Classifier epochs; `None`: about [`DEFAULT_CLASSIFIER_STEPS`] steps' worth of the
+    /// training rows (known once the data is read).
+    pub classifier_epochs: Option<usize>,
+    /// Batch size of both.
+    pub batch: usize,
+    /// Adam learning rate of both.
+    pub learning_rate: f64,
+}
+
+/// A checked recipe: every default resolved, every field in range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recipe {
+    /// Where the data comes from.
+    pub data: DataSource,
+    /// Whether the data is standardised column by column (every set but the notebook's).
+    pub standardise: bool,
+    /// The β schedule.
+    pub schedule: ScheduleSpec,
+    /// T.
+    pub num_steps: usize,
+    /// The denoiser's shape.
+    pub denoiser: DenoiserShape,
+    /// The classifier's shape (used when the data has labels).
+    pub classifier: ClassifierShape,
+    /// Training settings.
+    pub training: TrainingSettings,
+    /// The seed every other seed derives from.
+    pub seed: u64,
+}
+
+/// A CSV data source as given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CsvParams {
+    /// The file.
+    pub path: PathBuf,
+    /// The two numeric columns.
+    pub columns: Vec<String>,
+    /// The class column.
+    pub label: Option<String>,
+    /// Skip rows with a missing cell.
+    pub drop_missing: bool,
+}
+
+/// An unchecked recipe: `None` fields take the data set's default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipeParams {
+    /// A built-in set (default: the notebook's two clusters); ignored with `csv`.
+    pub dataset: Option<BuiltinSet>,
+    /// Its size (default: the set's own).
+    pub n_data: Option<usize>,
+    /// A CSV file instead of a built-in set.
+    pub csv: Option<CsvParams>,
+    /// The β schedule (default: the notebook's linear one).
+    pub schedule: Option<ScheduleKind>,
+    /// T.
+    pub num_steps: usize,
+    /// Denoiser width (default 128).
+    pub width: Option<usize>,
+    /// Denoiser depth (default 2 for the notebook's data, else 3).
+    pub depth: Option<usize>,
+    /// Denoiser activation (default relu for the notebook's data, else silu).
+    pub activation: Option<ActivationName>,
+    /// Denoiser time input (default scaled for the notebook's data, else sinusoidal).
+    pub time_input: Option<TimeInput>,
+    /// Denoiser steps (default 2000 for the notebook's data, else 20000).
+    pub steps: Option<usize>,
+    /// Classifier epochs (default 1000 for the notebook's data, else about 8000 steps' worth).
+    pub epochs: Option<usize>,
+    /// Batch size of both networks.
+    pub batch: usize,
+    /// Adam learning rate of both.
+    pub learning_rate: f64,
+    /// The seed.
+    pub seed: u64,
+}
+
+impl Default for RecipeParams {
+    /// The notebook's recipe.
+    fn default() -> Self {
+        Self {
+            dataset: None,
+            n_data: None,
+            csv: None,
+            schedule: None,
+            num_steps: 500,
+            width: None,
+            depth: None,
+            activation: None,
+            time_input: None,
+            steps: None,
+            epochs: None,
+            batch: 128,
+            learning_rate: 1e-3,
+            seed: 1234,
+        }
+    }
+}
+
+impl RecipeParams {
+    /// Resolves every default and checks every field.
+    pub fn check(&self) -> Result<Recipe, RecipeError> {
+        let data = match &self.csv {
+            Some(csv) => {
+                let given = csv.columns.join(",");
+                if csv.columns.len() != 2 {
+                    return Err(RecipeError::ColumnCount {
+                        given,
+                        count: csv.columns.len(),
+                    });
+                }
+                if csv.columns[0] == csv.columns[1] {
+                    return Err(RecipeError::SameColumnTwice(given));
+                }
+                if let Some(label) = csv.label.as_ref().filter(|l| csv.columns.contains(l)) {
+                    return Err(RecipeError::LabelIsAColumn {
+                        label: label.clone(),
+                        columns: given,
+                    });
+                }
+                DataSource::Csv {
+                    path: csv.path.clone(),
+                    columns: csv.columns.clone(),
+                    label: csv.label.clone(),
+                    drop_missing: csv.drop_missing,
+                }
+            }
+            None => {
+                let set = self.dataset.unwrap_or(BuiltinSet::TwoClusters);
+                let n = self.n_data.unwrap_or_else(|| set.default_size());
+                if !(2..=1_000_000).contains(&n) {
+                    return Err(RecipeError::DataSize(n));
+                }
+                DataSource::Builtin {
+                    set,
+                    n,
+                    seed: self.seed,
+                }
+            }
+        };
+        let notebook = data.is_notebook();
+        if !(1..=MAX_NUM_STEPS).contains(&self.num_steps) {
+            return Err(RecipeError::NumSteps(self.num_steps));
+        }
+        let kind = self.schedule.unwrap_or(ScheduleKind::NOTEBOOK_LINEAR);
+        NoiseSchedule::new(kind, self.num_steps)?;
+        let width = self.width.unwrap_or(128);
+        if !(1..=4096).contains(&width) {
+            return Err(RecipeError::Width(width));
+        }
+        let depth = self.depth.unwrap_or(if notebook { 2 } else { 3 });
+        if !(1..=16).contains(&depth) {
+            return Err(RecipeError::Depth(depth));
+        }
+        let steps = self.steps.unwrap_or(if notebook { 2000 } else { 20_000 });
+        if steps == 0 {
+            return Err(RecipeError::Steps(steps));
+        }
+        let epochs = match self.epochs {
+            Some(0) => return Err(RecipeError::Epochs(0)),
+            Some(e) => Some(e),
+            None if notebook => Some(1000),
+            None => None,
+        };
+        if self.batch == 0 {
+            return Err(RecipeError::Batch(self.batch));
+        }
+        let lr = self.learning_rate;
+        if !(lr.is_finite() && lr > 0.0 && lr <= 10.0) {
+            return Err(RecipeError::LearningRate(lr));
+        }
+        let clf = ClassifierConfig::default();
+        Ok(Recipe {
+            data,
+            // The notebook's data stays in its own units (its figures, accuracy at
+            // t = 250 and exact references are in them); everything else is standardised.
+            standardise: !notebook,
+            schedule: kind.into(),
+            num_steps: self.num_steps,
+            denoiser: DenoiserShape {
+                width,
+                depth,
+                activation: self.activation.unwrap_or(if notebook {
+                    ActivationName::Relu
+                } else {
+                    ActivationName::Silu
+                }),
+                time_input: self.time_input.unwrap_or(if notebook {
+                    TimeInput::Scaled
+                } else {
+                    TimeInput::Sinusoidal
+                }),
+            },
+            classifier: ClassifierShape {
+                embed_dim: clf.embed_dim,
+                hidden: clf.hidden.clone(),
+                activation: match clf.activation {
+                    Activation::Silu => ActivationName::Silu,
+                    _ => ActivationName::Relu,
+                },
+            },
+            training: TrainingSettings {
+                denoiser_steps: steps,
+                // The notebook's constant rate for its own data; a cosine decay elsewhere
+                // lets the final weights settle (sharper samples on thin shapes).
+                denoiser_lr: if notebook {
+                    LrDecay::Constant
+                } else {
+                    LrDecay::Cosine
+                },
+                classifier_epochs: epochs,
+                batch: self.batch,
+                learning_rate: lr,
+            },
+            seed: self.seed,
+        })
+    }
+}
+
+/// Seeds of the stages, all derived from the recipe's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seeds {
+    /// The data (and its held-out split).
+    pub data: u64,
+    /// The denoiser's initial weights, batches and noise.
+    pub denoiser: u64,
+    /// The classifier's.
+    pub classifier: u64,
+    /// The evaluation's test points.
+    pub test: u64,
+}
+
+impl Seeds {
+    /// The seeds of a run with `seed`.
+    pub fn from(seed: u64) -> Self {
+        Self {
+            data: seed,
+            denoiser: seed.wrapping_add(1),
+            classifier: seed.wrapping_add(2),
+            test: seed.wrapping_add(3),
+        }
+    }
+}
+
+impl Recipe {
+    /// Whether this is the notebook's own setup.
+    pub fn is_notebook(&self) -> bool {
+        self.data.is_notebook()
+    }
+
+    /// The seeds of the stages.
+    pub fn seeds(&self) -> Seeds {
+        Seeds::from(self.seed)
+    }
+
+    /// The noise schedule of the run.
+    pub fn noise_schedule(&self) -> Result<NoiseSchedule, schedule::ScheduleError> {
+        NoiseSchedule::new(self.schedule.into(), self.num_steps)
+    }
+
+    /// The denoiser's configuration.
+    pub fn denoiser_config(&self) -> DenoiserConfig {
+        DenoiserConfig {
+            dim: 2,
+            hidden_width: self.denoiser.width,
+            hidden_layers: self.denoiser.depth,
+            num_steps: self.num_steps,
+            activation: self.denoiser.activation.into(),
+            time_encoding: match self.denoiser.time_input {
+                TimeInput::Scaled => TimeEncoding::Scaled,
+                TimeInput::Sinusoidal => TimeEncoding::Sinusoidal,
+            },
+        }
+    }
+
+    /// The classifier's configuration for `num_classes` classes.
+    pub fn classifier_config(&self, num_classes: usize) -> ClassifierConfig {
+        ClassifierConfig {
+            dim: 2,
+            num_classes,
+            num_steps: self.num_steps,
+            embed_dim: self.classifier.embed_dim,
+            hidden: self.classifier.hidden.clone(),
+            activation: self.classifier.activation.into(),
+        }
+    }
+
+    /// The denoiser's training loop.
+    pub fn denoiser_training(&self) -> DenoiserTraining {
+        DenoiserTraining {
+            steps: self.training.denoiser_steps,
+            batch_size: self.training.batch,
+            learning_rate: self.training.learning_rate,
+            seed: self.seeds().denoiser,
+            lr_schedule: match self.training.denoiser_lr {
+                LrDecay::Constant => LrSchedule::Constant,
+                LrDecay::Cosine => LrSchedule::Cosine,
+            },
+        }
+    }
+
+    /// The classifier's epochs on `n_train` training rows.
+    pub fn classifier_epochs(&self, n_train: usize) -> usize {
+        let batch = self.training.batch;
+        self.training.classifier_epochs.unwrap_or_else(|| {
+            // About the notebook's 8,000 classifier steps, whatever the data size.
+            DEFAULT_CLASSIFIER_STEPS
+                .div_ceil(n_train.div_ceil(batch))
+                .max(1)
+        })
+    }
+
+    /// The classifier's training loop on `n_train` training rows.
+    pub fn classifier_training(&self, n_train: usize) -> ClassifierTraining {
+        ClassifierTraining {
+            epochs: self.classifier_epochs(n_train),
+            batch_size: self.training.batch,
+            learning_rate: self.training.learning_rate,
+            seed: self.seeds().classifier,
+        }
+    }
+
+    /// The run identifier: a 64-bit FNV-1a hash (16 hex digits) of this recipe (seed
+    /// included, a CSV's path left out, so the same data under another name is the same
+    /// run) and of the training data's values (`data_digest`, see
+    /// [`crate::Prepared::digest`]). Stable across machines and versions of Rust.
+    pub fn run_id(&self, data_digest: u64) -> String {
+        let mut canonical = self.clone();
+        if let DataSource::Csv { path, .. } = &mut canonical.data {
+            *path = PathBuf::new();
+        }
+        let json = serde_json::to_vec(&canonical).expect("a recipe serialises");
+        let mut h = Fnv1a::default();
+        h.write(RECIPE_FORMAT.as_bytes());
+        h.write(&json);
+        h.write(&data_digest.to_le_bytes());
+        format!("{:016x}", h.0)
+    }
+}
+
+/// The 64-bit FNV-1a hash (Fowler, Noll, Vo; offset basis 0xcbf29ce484222325, prime
+/// 0x100000001b3): fixed, unlike std's randomly seeded hasher.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a(pub u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    /// Hashes `bytes` into the state.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// `recipe.json`: the recipe with its format and run id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipeFile {
+    /// Always [`RECIPE_FORMAT`].
+    pub format: String,
+    /// The run identifier every file of the checkpoint folder carries.
+    pub run_id: String,
+    /// The recipe.
+    pub recipe: Recipe,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_test_vectors() {
+        // From the FNV reference (isthe.com/chongo/tech/comp/fnv): "" and "a", 64-bit FNV-1a.
+        let hash = |s: &str| {
+            let mut h = Fnv1a::default();
+            h.write(s.as_bytes());
+            h.0
+        };
+        assert_eq!(hash(""), 0xcbf29ce484222325);
+        assert_eq!(hash("a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(hash("foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn defaults_are_the_notebooks_and_every_bad_field_is_named() {
+        let r = RecipeParams::default().check().unwrap();
+        assert!(r.is_notebook() && !r.standardise);
+        assert_eq!(r.schedule, ScheduleKind::NOTEBOOK_LINEAR.into());
+        assert_eq!(r.denoiser_config(), DenoiserConfig::default());
+        assert_eq!(r.classifier_config(2), ClassifierConfig::default());
+        assert_eq!(r.classifier_epochs(500), 1000);
+        let moons = RecipeParams {
+            dataset: Some(BuiltinSet::Moons),
+            ..RecipeParams::default()
+        }
+        .check()
+        .unwrap();
+        assert!(moons.standardise);
+        // 800 training rows, batch 128: 7 steps an epoch, 8000 / 7 rounded up.
+        assert_eq!(moons.classifier_epochs(800), 1143);
+        let bad = |p: RecipeParams| p.check().unwrap_err();
+        let d = RecipeParams::default;
+        assert_eq!(
+            bad(RecipeParams {
+                num_steps: 0,
+                ..d()
+            }),
+            RecipeError::NumSteps(0)
+        );
+        assert_eq!(
+            bad(RecipeParams {
+                width: Some(0),
+                ..d()
+            }),
+            RecipeError::Width(0)
+        );
+        assert_eq!(
+            bad(RecipeParams {
+                depth: Some(17),
+                ..d()
+            }),
+            RecipeError::Depth(17)
+        );
+        assert_eq!(
+            bad(RecipeParams {
+                steps: Some(0),
+                ..d()
+            }),
+            RecipeError::Steps(0)
+        );
+        assert_eq!(
+            bad(RecipeParams {
+                epochs: Some(0),
+                ..d()
+            }),
+            RecipeError::Epochs(0)
+        );
+        assert_eq!(bad(RecipeParams { batch: 0, ..d() }), RecipeError::Batch(0));
+        assert_eq!(
+            bad(RecipeParams {
+                learning_rate: f64::NAN,
+                ..d()
+            })
+            .to_string(),
+            "learning rate NaN is invalid: use a number in (0, 10]"
+        );
+        assert_eq!(
+            bad(RecipeParams {
+                n_data: Some(1),
+                ..d()
+            }),
+            RecipeError::DataSize(1)
+        );
+        assert!(matches!(
+            bad(RecipeParams {
+                schedule: Some(ScheduleKind::Cosine { offset: -1.0 }),
+                ..d()
+            }),
+            RecipeError::Schedule(_)
+        ));
+        let csv = |columns: &[&str], label: Option<&str>| RecipeParams {
+            csv: Some(CsvParams {
+                path: "a.csv".into(),
+                columns: columns.iter().map(|s| s.to_string()).collect(),
+                label: label.map(String::from),
+                drop_missing: false,
+            }),
+            ..d()
+        };
+        assert!(matches!(
+            bad(csv(&["a"], None)),
+            RecipeError::ColumnCount { count: 1, .. }
+        ));
+        assert!(matches!(
+            bad(csv(&["a", "a"], None)),
+            RecipeError::SameColumnTwice(_)
+        ));
+        assert!(matches!(
+            bad(csv(&["a", "b"], Some("b"))),
+            RecipeError::LabelIsAColumn { .. }
+        ));
+    }
+
+    #[test]
+    fn the_run_id_follows_the_recipe_and_the_data_not_the_csv_path() {
+        let r = RecipeParams::default().check().unwrap();
+        let id = r.run_id(7);
+        assert_eq!(id.len(), 16);
+        assert_eq!(id, r.clone().run_id(7), "the same recipe, the same id");
+        assert_ne!(id, r.run_id(8), "other data, another id");
+        let other_seed = RecipeParams {
+            seed: 1,
+            ..RecipeParams::default()
+        }
+        .check()
+        .unwrap();
+        assert_ne!(id, other_seed.run_id(7));
+        let cosine = RecipeParams {
+            schedule: Some(ScheduleKind::Cosine { offset: 0.008 }),
+            ..RecipeParams::default()
+        }
+        .check()
+        .unwrap();
+        assert_ne!(id, cosine.run_id(7));
+        let at = |path: &str| {
+            RecipeParams {
+                csv: Some(CsvParams {
+                    path: path.into(),
+                    columns: vec!["a".into(), "b".into()],
+                    ..CsvParams::default()
+                }),
+                ..RecipeParams::default()
+            }
+            .check()
+            .unwrap()
+            .run_id(7)
+        };
+        assert_eq!(at("one.csv"), at("other/two.csv"));
+        // A recipe survives its JSON.
+        let text = serde_json::to_string(&cosine).unwrap();
+        assert_eq!(serde_json::from_str::<Recipe>(&text).unwrap(), cosine);
+    }
+}

@@ -1,0 +1,668 @@
+//! The `sample` stage: DDPM reverse sampling, unguided and guided to each class, from a
+//! checkpoint folder `train` wrote (the notebook's section 8): the GIF, the samples as
+//! CSV in the data's own units, and their metrics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use models::{ClassifierNet, DenoiserNet, NoisyClassifier};
+use rand::{rngs::StdRng, SeedableRng};
+use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, mode_stats, widen};
+use sampler::{sample_observed, Guidance, ReverseVariance, SampleRun, SamplerConfig};
+use schedule::NoiseSchedule;
+use toy_data::GaussianMixture;
+use viz::{Color, Panel, PointSeries, Scatter};
+
+use crate::data::{file_safe, Prepared, DATA_FILE, META_FILE};
+use crate::error::{Context, PipelineError, Result};
+use crate::forward::pairs;
+use crate::metrics::{
+    GuidedMetrics, Metrics, ModeMetrics, SamplingMetrics, SamplingSettingsRecord, UnguidedMetrics,
+};
+use crate::observer::{say, Observer};
+use crate::output::{OutDir, Timings};
+use crate::recipe::{Recipe, RecipeError, RecipeFile, RECIPE_FORMAT};
+use crate::train::{RECIPE_FILE, RUN_ID_KEY};
+
+/// Pairs of samples behind each energy-distance noise floor.
+const FLOOR_REPEATS: usize = 40;
+/// Neighbours voting on a sample's class when no exact posterior exists.
+pub const KNN: usize = 5;
+
+/// How to sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleSettings {
+    /// Samples per run.
+    pub n: usize,
+    /// Guidance scale; `None`: the notebook's 30 for its own data, else 5.
+    pub scale: Option<f64>,
+    /// Guide only towards these classes, by name; empty: every class.
+    pub classes: Vec<String>,
+    /// Keep a snapshot (a GIF frame) every this many steps.
+    pub snapshot_every: usize,
+    /// σ_t² of each reverse step.
+    pub variance: ReverseVariance,
+    /// Seed of x_T and the noise of every step.
+    pub seed: u64,
+}
+
+impl Default for SampleSettings {
+    /// The notebook's: 500 samples, every class, a frame every 10 steps, σ_t² = β_t.
+    fn default() -> Self {
+        Self {
+            n: 500,
+            scale: None,
+            classes: Vec::new(),
+            snapshot_every: 10,
+            variance: ReverseVariance::Beta,
+            seed: 1234,
+        }
+    }
+}
+
+/// The runs of the notebook: unguided, and guided to each class (class index, run).
+pub struct Runs {
+    /// The unguided run.
+    pub unguided: SampleRun,
+    /// One guided run per target class.
+    pub guided: Vec<(usize, SampleRun)>,
+}
+
+/// A checkpoint folder, read and checked: the recipe, the data, both networks, all
+/// from one run.
+pub struct Checkpoint {
+    /// The folder.
+    pub dir: PathBuf,
+    /// The recipe it was trained with.
+    pub recipe: Recipe,
+    /// Its run id.
+    pub run_id: String,
+    /// The training data.
+    pub data: Prepared,
+    /// ε_θ.
+    pub denoiser: DenoiserNet,
+    /// p_φ(y | x_t, t), when the data has labels.
+    pub classifier: Option<ClassifierNet>,
+}
+
+fn read_checkpoint(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    if !path.is_file() {
+        return Err(PipelineError::MissingCheckpointFile {
+            path,
+            checkpoint: true,
+        });
+    }
+    std::fs::read(&path).map_err(|source| PipelineError::Io {
+        what: "reading",
+        path,
+        source,
+    })
+}
+
+/// Reads `recipe.json` of a checkpoint folder. A folder with `data.json` but no
+/// `recipe.json` was written before checkpoints carried run ids: it is refused (retrain).
+pub fn load_recipe(dir: &Path) -> Result<RecipeFile> {
+    let path = dir.join(RECIPE_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(_) if dir.join(META_FILE).is_file() => {
+            return Err(PipelineError::NoRecipe {
+                dir: dir.to_path_buf(),
+                file: RECIPE_FILE.into(),
+            })
+        }
+        Err(_) => {
+            return Err(PipelineError::MissingCheckpointFile {
+                path,
+                checkpoint: false,
+            })
+        }
+    };
+    let file: RecipeFile = serde_json::from_slice(&bytes).map_err(|e| {
+        PipelineError::BadCheckpointFile(format!(
+            "'{}' is not a toydiff recipe: {e}",
+            path.display()
+        ))
+    })?;
+    if file.format != RECIPE_FORMAT {
+        return Err(RecipeError::Format(file.format)).with_context(|| path.display().to_string());
+    }
+    Ok(file)
+}
+
+impl Checkpoint {
+    /// Reads and checks every file of `dir`: the recipe, the data, the networks (their
+    /// T against the recipe's, the classifier's classes against the data's), and last
+    /// that every file carries the recipe's run id.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let file = load_recipe(dir)?;
+        let data = Prepared::load(dir)?;
+        let t = Some(file.recipe.num_steps);
+        let denoiser_bytes = read_checkpoint(dir, "denoiser.safetensors")?;
+        let denoiser = DenoiserNet::from_safetensors(&denoiser_bytes, t)
+            .with_context(|| format!("loading {}", dir.join("denoiser.safetensors").display()))?;
+        let mut nets = vec![("denoiser.safetensors", denoiser_bytes)];
+        let classifier = if data.meta.is_labelled() {
+            let bytes = read_checkpoint(dir, "classifier.safetensors")?;
+            let net = ClassifierNet::from_safetensors(&bytes, t).with_context(|| {
+                format!("loading {}", dir.join("classifier.safetensors").display())
+            })?;
+            if net.num_classes() != data.meta.class_names.len() {
+                return Err(PipelineError::BadCheckpointFile(format!(
+                    "the classifier in {} has {} classes but the data has {} ({}): retrain with `cargo xtask train`",
+                    dir.display(),
+                    net.num_classes(),
+                    data.meta.class_names.len(),
+                    data.meta.class_names.join(", ")
+                )));
+            }
+            nets.push(("classifier.safetensors", bytes));
+            Some(net)
+        } else {
+            None
+        };
+        if denoiser.config().dim != 2 {
+            return Err(PipelineError::BadCheckpointFile(format!(
+                "the denoiser in {} is for {}-D data, expected 2-D",
+                dir.display(),
+                denoiser.config().dim
+            )));
+        }
+        // Every file must come from the run recipe.json describes.
+        let mut ids: Vec<(&str, Option<String>)> = vec![
+            (META_FILE, data.meta.run_id.clone()),
+            (DATA_FILE, data.csv_run_id.clone()),
+        ];
+        for (name, bytes) in &nets {
+            let meta = models::checkpoint_metadata(bytes)
+                .with_context(|| format!("loading {}", dir.join(name).display()))?;
+            ids.push((name, meta.get(RUN_ID_KEY).cloned()));
+        }
+        for (name, id) in ids {
+            match id {
+                None => {
+                    return Err(PipelineError::NoRecipe {
+                        dir: dir.to_path_buf(),
+                        file: format!("run id in {name}"),
+                    })
+                }
+                Some(id) if id != file.run_id => {
+                    return Err(PipelineError::MixedRuns {
+                        dir: dir.to_path_buf(),
+                        first: RECIPE_FILE.into(),
+                        first_id: file.run_id.clone(),
+                        second: name.into(),
+                        second_id: id,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            recipe: file.recipe,
+            run_id: file.run_id,
+            data,
+            denoiser,
+            classifier,
+        })
+    }
+}
+
+/// The classes to guide towards: `settings.classes` by name, else all of them.
+fn target_classes(settings: &SampleSettings, data: &Prepared) -> Result<Vec<u32>> {
+    let names = &data.meta.class_names;
+    if settings.classes.is_empty() {
+        return Ok((0..names.len() as u32).collect());
+    }
+    if names.is_empty() {
+        return Err(PipelineError::BadClasses(format!(
+            "--classes {} given, but the data has no labels: nothing to guide towards",
+            settings.classes.join(",")
+        )));
+    }
+    settings
+        .classes
+        .iter()
+        .map(|c| {
+            names
+                .iter()
+                .position(|n| n == c)
+                .map(|i| i as u32)
+                .ok_or_else(|| {
+                    PipelineError::BadClasses(format!(
+                        "class '{c}' is not one the classifier has: allowed {}",
+                        names.join(", ")
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// The guidance towards `class` for `n` samples at scale `scale`.
+fn guidance(classifier: &dyn NoisyClassifier, class: u32, scale: f64, n: usize) -> Guidance<'_> {
+    Guidance::one_class(classifier, class, scale, n)
+}
+
+/// Checks the settings against the checkpoint (the classes exist) before any work.
+pub fn check_settings(settings: &SampleSettings, checkpoint: &Checkpoint) -> Result<()> {
+    target_classes(settings, &checkpoint.data).map(|_| ())
+}
+
+/// Runs the samplers on a loaded checkpoint with the recipe's schedule (nothing is
+/// written). Samples stay in the networks' standardised units.
+pub fn generate(
+    settings: &SampleSettings,
+    checkpoint: &Checkpoint,
+    obs: &dyn Observer,
+    timings: &mut Timings,
+) -> Result<Runs> {
+    let data = &checkpoint.data;
+    let schedule = checkpoint.recipe.noise_schedule()?;
+    let config = |offset: u64| SamplerConfig {
+        num_samples: settings.n,
+        snapshot_every: settings.snapshot_every,
+        variance: settings.variance,
+        seed: settings.seed.wrapping_add(offset),
+    };
+    let scale = guidance_scale(settings, data);
+    let targets = target_classes(settings, data)?;
+    let steps = schedule.num_steps();
+    let observed = |what: &str, guidance: Option<&Guidance>, seed_offset: u64| {
+        let bar = obs.bar(what, steps as u64);
+        let run = sample_observed(
+            &checkpoint.denoiser,
+            &schedule,
+            guidance,
+            &config(seed_offset),
+            &mut |t| bar.set((steps + 1 - t) as u64),
+        );
+        bar.finish();
+        run
+    };
+    let start = Instant::now();
+    let unguided = observed("sampling unguided", None, 10)?;
+    timings.record("sample_unguided", start.elapsed().as_secs_f64());
+    let mut guided = Vec::new();
+    if let Some(classifier) = &checkpoint.classifier {
+        for &class in &targets {
+            let start = Instant::now();
+            let g = guidance(classifier, class, scale, settings.n);
+            let what = format!(
+                "sampling guided to {}",
+                data.meta.class_names[class as usize]
+            );
+            let run = observed(&what, Some(&g), 11 + class as u64)?;
+            guided.push((class as usize, run));
+            timings.record(
+                &format!("sample_guided_{class}"),
+                start.elapsed().as_secs_f64(),
+            );
+        }
+    }
+    say!(
+        obs,
+        "sampled {} points × {} steps: unguided{}",
+        settings.n,
+        schedule.num_steps(),
+        if guided.is_empty() {
+            " (no classifier: the data has no labels)".to_string()
+        } else {
+            format!(
+                " and guided to each of {} classes (scale {scale})",
+                guided.len()
+            )
+        }
+    );
+    Ok(Runs { unguided, guided })
+}
+
+/// The guidance scale: the setting, else the notebook's 30 for its own data and 5 for
+/// standardised data (30 pushes samples past the edge of the data there).
+pub fn guidance_scale(settings: &SampleSettings, data: &Prepared) -> f64 {
+    settings
+        .scale
+        .unwrap_or(if data.meta.is_notebook() { 30.0 } else { 5.0 })
+}
+
+/// The `sample` stage: loads the checkpoint folder `dir`, samples, evaluates, writes the
+/// GIF, `samples_final.png`, the CSVs and the `sampling` block of `metrics.json` in `out`.
+pub fn sample(
+    settings: &SampleSettings,
+    dir: &Path,
+    out: &OutDir,
+    obs: &dyn Observer,
+    timings: &mut Timings,
+) -> Result<SamplingMetrics> {
+    let checkpoint = Checkpoint::load(dir)?;
+    check_settings(settings, &checkpoint)?;
+    let runs = generate(settings, &checkpoint, obs, timings)?;
+    let start = Instant::now();
+    let metrics = evaluate(settings, &checkpoint.data, &runs)?;
+    timings.record("evaluate", start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    write_outputs(out, &checkpoint.data, &runs, obs)?;
+    write_sampling_metrics(out, &metrics)?;
+    say!(obs, "wrote {}", out.path("metrics.json").display());
+    timings.record("sample_outputs", start.elapsed().as_secs_f64());
+    Ok(metrics)
+}
+
+/// Adds the `sampling` block to `metrics.json` in `out`, keeping what `train` wrote
+/// there (a file that is not a toydiff metrics object is replaced).
+pub fn write_sampling_metrics(out: &OutDir, sampling: &SamplingMetrics) -> Result<PathBuf> {
+    let path = out.path("metrics.json");
+    let mut metrics: Metrics = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    metrics.sampling = Some(sampling.clone());
+    out.write_json("metrics.json", &metrics)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Standardised f32 points back in the data's units.
+fn original_units(data: &Prepared, points: &[f32]) -> Vec<f64> {
+    let mut v = widen(points);
+    data.meta.standardizer.inverse_slice(&mut v);
+    v
+}
+
+/// The colour of class c: the notebook's red and green for two classes, else a palette.
+fn class_color(c: usize, n_classes: usize) -> Color {
+    if n_classes == 2 {
+        [Color::RED, Color::GREEN][c]
+    } else {
+        viz::palette(c)
+    }
+}
+
+/// Every frame of `guided_vs_unguided_generation.gif`: unguided (left) and guided (right).
+pub fn frames(data: &Prepared, runs: &Runs) -> Vec<Vec<Panel>> {
+    let original: Vec<(f64, f64)> = data
+        .points
+        .rows()
+        .into_iter()
+        .map(|r| (r[0], r[1]))
+        .collect();
+    (0..runs.unguided.snapshots.len())
+        .map(|k| frame(data, &original, runs, k))
+        .collect()
+}
+
+/// `guided_vs_unguided_generation.gif` from its frames.
+pub fn sampling_gif(frames: &[Vec<Panel>]) -> Result<Vec<u8>> {
+    Ok(viz::render_gif(frames, 2, 1050, 600, 4)?)
+}
+
+/// `samples_final.png`: the last frame.
+pub fn final_png(frames: &[Vec<Panel>]) -> Result<Vec<u8>> {
+    let last = frames.last().expect("at least x_T and x_0");
+    Ok(viz::render_png(last, 2, 1050, 600)?)
+}
+
+/// Writes the GIF, `samples_final.png` and the samples as CSV in the data's units.
+pub fn write_outputs(out: &OutDir, data: &Prepared, runs: &Runs, obs: &dyn Observer) -> Result<()> {
+    let frames = frames(data, runs);
+    let path = out.write("guided_vs_unguided_generation.gif", &sampling_gif(&frames)?)?;
+    say!(obs, "wrote {} ({} frames)", path.display(), frames.len());
+    let path = out.write("samples_final.png", &final_png(&frames)?)?;
+    say!(obs, "wrote {}", path.display());
+    let header = &data.meta.column_names;
+    let final_points = |run: &SampleRun| original_units(data, run.final_points());
+    out.write(
+        "samples/unguided.csv",
+        &csv(header, &final_points(&runs.unguided)),
+    )?;
+    for (class, run) in &runs.guided {
+        let name = file_safe(&data.meta.class_names[*class]);
+        out.write(
+            &format!("samples/guided_{name}.csv"),
+            &csv(header, &final_points(run)),
+        )?;
+    }
+    say!(obs, "wrote {}", out.path("samples").display());
+    Ok(())
+}
+
+/// Row-major 2-D points as CSV under the data's column names.
+pub fn csv(header: &[String], points: &[f64]) -> Vec<u8> {
+    let mut text = format!("{},{}\n", header[0], header[1]);
+    for p in points.chunks_exact(2) {
+        text.push_str(&format!("{},{}\n", p[0] as f32, p[1] as f32));
+    }
+    text.into_bytes()
+}
+
+/// One frame of the notebook's animation: unguided (left) and guided (right).
+fn frame(data: &Prepared, original: &[(f64, f64)], runs: &Runs, k: usize) -> Vec<Panel> {
+    let t = runs.unguided.snapshots[k].t;
+    let (x_range, y_range) = data.axes();
+    let names = &data.meta.column_names;
+    let base = || {
+        PointSeries::new("Original data", original.to_vec(), Color::BLUE)
+            .alpha(0.25)
+            .radius(2)
+    };
+    let pts = |run: &SampleRun| pairs(&original_units(data, &run.snapshots[k].points));
+    let left = Scatter {
+        title: format!("Unguided, t = {t}"),
+        x_label: names[0].clone(),
+        y_label: names[1].clone(),
+        x_range,
+        y_range,
+        series: vec![
+            base(),
+            PointSeries::new("Unguided", pts(&runs.unguided), Color::GRAY)
+                .alpha(0.5)
+                .radius(3),
+        ],
+    };
+    let mut right = Scatter {
+        title: format!("Classifier-guided, t = {t}"),
+        series: vec![base()],
+        ..left.clone()
+    };
+    if runs.guided.is_empty() {
+        right.title = format!("No labels: nothing to guide, t = {t}");
+    }
+    let c = data.meta.class_names.len();
+    for &(class, ref run) in &runs.guided {
+        let label = if data.meta.is_notebook() {
+            format!("Guided c={class}")
+        } else {
+            format!("Guided: {}", data.meta.class_names[class])
+        };
+        right.series.push(
+            PointSeries::new(label, pts(run), class_color(class, c))
+                .alpha(0.6)
+                .radius(3),
+        );
+    }
+    vec![Panel::Scatter(left), Panel::Scatter(right)]
+}
+
+fn modes(points: &[f64], truth: &GaussianMixture) -> Vec<ModeMetrics> {
+    mode_stats(points, truth)
+        .iter()
+        .map(ModeMetrics::from)
+        .collect()
+}
+
+/// The `sampling` block of metrics.json. With an exact reference (the data is a known
+/// Gaussian mixture) samples are compared with it; otherwise with the held-out data.
+pub fn evaluate(
+    settings: &SampleSettings,
+    data: &Prepared,
+    runs: &Runs,
+) -> Result<SamplingMetrics> {
+    let seed = settings.seed.wrapping_add(20);
+    let n = settings.n;
+    let mut guided = BTreeMap::new();
+    let unguided = match data.meta.truth() {
+        Some(truth) => {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let floor = energy_noise_floor(&truth, n, FLOOR_REPEATS, seed.wrapping_add(1));
+            let fresh = truth.sample(n, &mut rng);
+            let points = original_units(data, runs.unguided.final_points());
+            let m = modes(&points, &truth);
+            let entry = UnguidedMetrics {
+                class_fractions: None,
+                energy_distance: energy_distance(
+                    &points,
+                    fresh.as_slice().expect("standard layout"),
+                    2,
+                ),
+                energy_noise_floor: floor.into(),
+                mode_balance: Some(m[0].fraction),
+                modes: Some(m),
+                reference: "exact mixture".into(),
+            };
+            for &(class, ref run) in &runs.guided {
+                let points = original_units(data, run.final_points());
+                // Class c is component c of the mixture.
+                let component = GaussianMixture::new(
+                    vec![1.0],
+                    vec![truth.means()[class].clone()],
+                    vec![truth.covariances()[class].clone()],
+                )?;
+                let class_floor = energy_noise_floor(
+                    &component,
+                    n,
+                    FLOOR_REPEATS,
+                    seed.wrapping_add(2 + class as u64),
+                );
+                let reference = component.sample(n, &mut rng);
+                guided.insert(
+                    format!("guided_{}", file_safe(&data.meta.class_names[class])),
+                    GuidedMetrics {
+                        energy_distance_to_class: Some(energy_distance(
+                            &points,
+                            reference.as_slice().expect("standard layout"),
+                            2,
+                        )),
+                        energy_noise_floor: Some(class_floor.into()),
+                        modes: Some(modes(&points, &truth)),
+                        precision: guided_precision(&points, &truth, class),
+                        precision_rule: None,
+                        target_class: data.meta.class_names[class].clone(),
+                    },
+                );
+            }
+            entry
+        }
+        None => {
+            // Compared in standardised units, so both axes weigh the same.
+            let heldout: Vec<f64> = widen(&data.heldout_standardised());
+            let train: Vec<f64> = widen(&data.train_standardised());
+            let points = widen(runs.unguided.final_points());
+            let floor = data_noise_floor(&train, &heldout, n, seed);
+            let train_labels = data.labels_of(false);
+            let c = data.meta.class_names.len();
+            let class_fractions = train_labels.as_ref().map(|labels| {
+                let votes = knn_labels(&points, &train, labels, c);
+                (0..c)
+                    .map(|k| votes.iter().filter(|&&v| v == k).count() as f64 / votes.len() as f64)
+                    .collect()
+            });
+            if let Some(labels) = &train_labels {
+                for &(class, ref run) in &runs.guided {
+                    let points = widen(run.final_points());
+                    let votes = knn_labels(&points, &train, labels, c);
+                    let precision =
+                        votes.iter().filter(|&&v| v == class).count() as f64 / votes.len() as f64;
+                    guided.insert(
+                        format!("guided_{}", file_safe(&data.meta.class_names[class])),
+                        GuidedMetrics {
+                            energy_distance_to_class: None,
+                            energy_noise_floor: None,
+                            modes: None,
+                            precision,
+                            precision_rule: Some(format!(
+                                "majority of the {KNN} nearest training points"
+                            )),
+                            target_class: data.meta.class_names[class].clone(),
+                        },
+                    );
+                }
+            }
+            UnguidedMetrics {
+                class_fractions,
+                energy_distance: energy_distance(&points, &heldout, 2),
+                energy_noise_floor: floor.into(),
+                mode_balance: None,
+                modes: None,
+                reference: "held-out data (standardised units)".into(),
+            }
+        }
+    };
+    Ok(SamplingMetrics {
+        guided,
+        settings: SamplingSettingsRecord {
+            n,
+            scale: guidance_scale(settings, data),
+            seed: settings.seed,
+            snapshot_every: settings.snapshot_every,
+            variance: format!("{:?}", settings.variance).to_lowercase(),
+        },
+        unguided,
+    })
+}
+
+/// The energy distance between `n` training points (drawn without replacement) and the
+/// held-out rows, over repeats: what a perfect sampler would score against the held-out
+/// data, from the data alone.
+pub fn data_noise_floor(
+    train: &[f64],
+    heldout: &[f64],
+    n: usize,
+    seed: u64,
+) -> sampler::metrics::NoiseFloor {
+    use rand::seq::index::sample as choose;
+    let rows = train.len() / 2;
+    let take = n.min(rows);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let values: Vec<f64> = (0..FLOOR_REPEATS)
+        .map(|_| {
+            let idx = choose(&mut rng, rows, take);
+            let subset: Vec<f64> = idx
+                .iter()
+                .flat_map(|i| [train[2 * i], train[2 * i + 1]])
+                .collect();
+            energy_distance(&subset, heldout, 2)
+        })
+        .collect();
+    sampler::metrics::NoiseFloor::from_values(values, take)
+}
+
+/// The majority label of the `KNN` nearest training points of each point (ties: lowest class).
+pub fn knn_labels(points: &[f64], train: &[f64], labels: &[u32], n_classes: usize) -> Vec<usize> {
+    points
+        .chunks_exact(2)
+        .map(|p| {
+            let mut best: Vec<(f64, u32)> = Vec::with_capacity(KNN + 1);
+            for (q, &l) in train.chunks_exact(2).zip(labels) {
+                let d = (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2);
+                if best.len() < KNN || d < best[best.len() - 1].0 {
+                    let pos = best.partition_point(|b| b.0 <= d);
+                    best.insert(pos, (d, l));
+                    best.truncate(KNN);
+                }
+            }
+            let mut counts = vec![0usize; n_classes];
+            for (_, l) in best {
+                counts[l as usize] += 1;
+            }
+            (0..n_classes)
+                .max_by_key(|&k| (counts[k], std::cmp::Reverse(k)))
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// The reverse process needs the schedule the networks were trained with.
+pub fn schedule_of(checkpoint: &Checkpoint) -> Result<NoiseSchedule> {
+    Ok(checkpoint.recipe.noise_schedule()?)
+}
