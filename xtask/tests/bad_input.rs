@@ -226,6 +226,14 @@ fn unknown_names_are_rejected_with_the_allowed_ones() {
             &["sample", "--variance", "wide"],
             &["wide", "beta, posterior"],
         ),
+        (
+            &["train", "--schedule", "sigmoid"],
+            &["sigmoid", "linear, cosine, quadratic"],
+        ),
+        (
+            &["forward", "--schedule", "sigmoid"],
+            &["sigmoid", "linear, cosine, quadratic"],
+        ),
         (&["gmm", "--colour", "red"], &["--colour"]),
         (
             &["trian"],
@@ -707,6 +715,57 @@ fn broken_or_mismatched_checkpoints_are_rejected() {
     lines[3] = "1.0,oops,0,train";
     std::fs::write(d.join("data.csv"), lines.join("\n")).unwrap();
     check(&d, &["data.csv", "line 4", "oops"]);
+
+    // Every file of a folder carries the run id of its recipe: a moons run's denoiser
+    // dropped into the two-clusters folder loads (same T, its own shape) but is refused.
+    let moons = scratch.join("moons-run");
+    accepted(&[
+        "train",
+        "--dataset",
+        "moons",
+        "--steps",
+        "5",
+        "--epochs",
+        "1",
+        "--out",
+        s(&moons),
+    ]);
+    let d = checkpoint_copy(&scratch, "other-run");
+    std::fs::copy(
+        moons.join("checkpoints/denoiser.safetensors"),
+        d.join("denoiser.safetensors"),
+    )
+    .unwrap();
+    check(
+        &d,
+        &["mixes two runs", "recipe.json", "denoiser.safetensors"],
+    );
+    // ... and the same for the forward animation of that folder.
+    rejected(
+        &["forward", "--checkpoints", s(&d), "--out", s(&out)],
+        &["mixes two runs", "denoiser.safetensors"],
+        &[&out, &d],
+    );
+
+    // data.csv of another run (its run line changed).
+    let d = checkpoint_copy(&scratch, "other-run-data");
+    let text = std::fs::read_to_string(d.join("data.csv")).unwrap();
+    let (_, rest) = text.split_once('\n').unwrap();
+    std::fs::write(
+        d.join("data.csv"),
+        format!("# toydiff run 0123456789abcdef\n{rest}"),
+    )
+    .unwrap();
+    check(&d, &["mixes two runs", "data.csv", "0123456789abcdef"]);
+
+    // A folder written before run ids (no recipe.json, no run id): refused, retrain.
+    let d = checkpoint_copy(&scratch, "no-recipe");
+    std::fs::remove_file(d.join("recipe.json")).unwrap();
+    check(&d, &["recipe.json", "before run ids", "cargo xtask train"]);
+
+    let d = checkpoint_copy(&scratch, "bad-recipe");
+    std::fs::write(d.join("recipe.json"), b"{\"format\": ").unwrap();
+    check(&d, &["recipe.json", "not a toydiff recipe"]);
 
     let missing = scratch.join("no-such-folder");
     rejected(
