@@ -4,10 +4,12 @@
 //! Each stage runs once to warm up, then `--repeats` times; the table shows the median
 //! and min–max (wall clock), and the median CPU time of the process (all threads), which
 //! moves less than the wall clock when other work shares the machine. Training and
-//! sampling run through the libraries' public APIs with the notebook's settings (denoiser
-//! 2000 steps, classifier 1000 epochs = 8000 steps, both batch 128; 500 samples × 500
-//! steps, guidance scale 30); sampling uses the nets trained in the warm-up. Figures are
-//! rendered and encoded in memory (no file is written). `--only` picks stage groups.
+//! sampling run through the libraries' public APIs with the notebook's recipe as
+//! `toydiff::RecipeParams::default()` resolves it (denoiser 2000 steps, classifier 1000
+//! epochs = 8000 steps, both batch 128; 500 samples × 500 steps, guidance scale 30);
+//! sampling uses the nets trained in the warm-up. Figures are the `toydiff` library's
+//! own figure functions (the ones `cargo xtask all` writes), rendered and encoded in
+//! memory (no file is written). `--only` picks stage groups.
 //!
 //! The floor of a step is its FLOPs, counted from the layer shapes (2·m·k·n per matmul
 //! forward, backward 2× forward, Adam 12 flops per parameter; the guided step adds the
