@@ -107,9 +107,6 @@ pub enum PipelineError {
     /// A `--data` column request that cannot work.
     #[error("{0}")]
     BadColumns(String),
-    /// A forward stage asked for a checkpoint folder together with data flags.
-    #[error("{0}")]
-    Conflict(String),
 }
 
 fn missing_message(path: &std::path::Path, checkpoint: bool) -> String {

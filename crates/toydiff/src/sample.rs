@@ -10,7 +10,6 @@ use models::{ClassifierNet, DenoiserNet, NoisyClassifier};
 use rand::{rngs::StdRng, SeedableRng};
 use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, mode_stats, widen};
 use sampler::{sample_observed, Guidance, ReverseVariance, SampleRun, SamplerConfig};
-use schedule::NoiseSchedule;
 use toy_data::GaussianMixture;
 use viz::{Color, Panel, PointSeries, Scatter};
 
@@ -660,9 +659,4 @@ pub fn knn_labels(points: &[f64], train: &[f64], labels: &[u32], n_classes: usiz
                 .unwrap_or(0)
         })
         .collect()
-}
-
-/// The reverse process needs the schedule the networks were trained with.
-pub fn schedule_of(checkpoint: &Checkpoint) -> Result<NoiseSchedule> {
-    Ok(checkpoint.recipe.noise_schedule()?)
 }
