@@ -37,7 +37,7 @@
 //! .check()?;
 //! let mut timings = Timings::default();
 //! let trained = toydiff::train(&recipe, &out, &Silent, &mut timings)?;
-//! assert_eq!(trained.schedule, "cosine");
+//! assert_eq!(trained.beta_schedule, "cosine");
 //! assert_eq!(trained.run_id, recipe.run_id(toydiff::Prepared::from_recipe(&recipe, 1, &Silent)?.digest()));
 //!
 //! let settings = SampleSettings { n: 20, snapshot_every: 25, ..SampleSettings::default() };

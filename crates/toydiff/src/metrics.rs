@@ -28,6 +28,8 @@ pub struct TrainMetrics {
     pub accuracy_t250_test_points: usize,
     /// The exact Bayes-optimal accuracy at t = 250, where the true distribution is known.
     pub bayes_accuracy_t250: Option<f64>,
+    /// The β schedule the networks were trained with: linear, cosine or quadratic.
+    pub beta_schedule: String,
     /// Class names.
     pub classes: Vec<String>,
     /// The classifier's loss, mean of the last 200 steps.
@@ -44,8 +46,6 @@ pub struct TrainMetrics {
     pub dropped_rows: usize,
     /// The run identifier of the checkpoints (see [`crate::Recipe::run_id`]).
     pub run_id: String,
-    /// The β schedule the networks were trained with: linear, cosine or quadratic.
-    pub schedule: String,
 }
 
 /// The `sampling` block.
@@ -170,5 +170,86 @@ impl SamplingMetrics {
     /// The lowest guided precision, if any run was guided.
     pub fn min_guided_precision(&self) -> Option<f64> {
         self.guided.values().map(|g| g.precision).reduce(f64::min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_json_has_sorted_keys_and_round_trips() {
+        let floor = FloorMetrics {
+            mean: 0.01,
+            n: 500,
+            p95: 0.02,
+            repeats: 40,
+        };
+        let mode = ModeMetrics {
+            count: 250,
+            fraction: 0.5,
+            mean: vec![-2.0, -2.0],
+            mode: 0,
+            std: vec![1.0, 1.0],
+        };
+        let guided = GuidedMetrics {
+            energy_distance_to_class: Some(0.1),
+            energy_noise_floor: Some(floor),
+            modes: Some(vec![mode.clone()]),
+            precision: 1.0,
+            precision_rule: Some("rule".into()),
+            target_class: "0".into(),
+        };
+        let metrics = Metrics {
+            train: Some(TrainMetrics {
+                accuracy_t250: Some(0.95),
+                accuracy_t250_std_error: Some(0.002),
+                accuracy_t250_test_points: 10_000,
+                bayes_accuracy_t250: Some(0.954),
+                beta_schedule: "linear".into(),
+                classes: vec!["0".into(), "1".into()],
+                classifier_final_loss: Some(0.2),
+                classifier_loss_floor: None,
+                dataset: "two-clusters".into(),
+                denoiser_final_loss: 0.34,
+                denoiser_loss_floor: Some(0.335),
+                dropped_rows: 0,
+                run_id: "0123456789abcdef".into(),
+            }),
+            sampling: Some(SamplingMetrics {
+                guided: BTreeMap::from([("guided_0".into(), guided.clone())]),
+                settings: SamplingSettingsRecord {
+                    n: 500,
+                    scale: 30.0,
+                    seed: 1234,
+                    snapshot_every: 10,
+                    variance: "beta".into(),
+                },
+                unguided: UnguidedMetrics {
+                    class_fractions: Some(vec![0.5, 0.5]),
+                    energy_distance: 0.001,
+                    energy_noise_floor: floor,
+                    mode_balance: Some(0.5),
+                    modes: Some(vec![mode]),
+                    reference: "exact mixture".into(),
+                },
+            }),
+        };
+        // serde_json's own map (without its preserve_order feature, as here) sorts its
+        // keys: the typed struct writes the same text only if its fields, at every level,
+        // come in sorted order, as the untyped maps it replaced wrote them.
+        let text = serde_json::to_string_pretty(&metrics).unwrap();
+        let sorted =
+            serde_json::to_string_pretty(&serde_json::to_value(&metrics).unwrap()).unwrap();
+        assert_eq!(text, sorted);
+        let back: Metrics = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, metrics);
+        // Only the sampling block (no train fields): the train part reads back as None.
+        let only = Metrics {
+            train: None,
+            ..metrics
+        };
+        let back: Metrics = serde_json::from_str(&serde_json::to_string(&only).unwrap()).unwrap();
+        assert_eq!(back, only);
     }
 }

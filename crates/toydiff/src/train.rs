@@ -279,6 +279,9 @@ pub fn train(
             .map(|a| models::binomial_std_error(a, eval.n_test)),
         accuracy_t250_test_points: eval.n_test,
         bayes_accuracy_t250: eval.bayes,
+        beta_schedule: schedule::ScheduleKind::from(recipe.schedule)
+            .name()
+            .to_string(),
         classes: data.meta.class_names.clone(),
         classifier_final_loss: trained
             .classifier
@@ -290,9 +293,6 @@ pub fn train(
         denoiser_loss_floor: eval.denoiser_floor,
         dropped_rows: data.dropped_rows,
         run_id,
-        schedule: schedule::ScheduleKind::from(recipe.schedule)
-            .name()
-            .to_string(),
     };
     // train starts a fresh metrics.json: `sample` adds its block to it.
     let path = out.write_json(

@@ -22,7 +22,7 @@ fn a_cosine_trained_checkpoint_samples_with_the_cosine_schedule() {
     .check()
     .unwrap();
     let metrics = toydiff::train(&recipe, &out, &Silent, &mut Timings::default()).unwrap();
-    assert_eq!(metrics.schedule, "cosine");
+    assert_eq!(metrics.beta_schedule, "cosine");
 
     let checkpoint = Checkpoint::load(&out.path("checkpoints")).unwrap();
     assert_eq!(checkpoint.recipe, recipe, "recipe.json holds the recipe");
