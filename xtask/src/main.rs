@@ -1,8 +1,10 @@
 //! `cargo xtask`: regenerates every figure and metric of the toydiff notebook.
 //!
 //! Plain Rust in matklad's xtask style: `flags.rs` holds every flag, each
-//! sub-command lives in its own file with a `run` function, and `main` turns any
-//! error into one line on stderr and exit code 2.
+//! sub-command lives in its own file with a `run` function that maps its flags to the
+//! `toydiff` library's recipe and settings and calls the library's stage, `progress.rs`
+//! shows the stages' report lines and progress bars, and `main` turns any error into
+//! one line on stderr and exit code 2.
 
 mod all;
 mod bench;
