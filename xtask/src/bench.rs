@@ -31,7 +31,7 @@ use models::{
     ClassifierNet, ClassifierTraining, DenoiserConfig, DenoiserNet, DenoiserTraining,
 };
 use rand::{rngs::StdRng, SeedableRng};
-use sampler::{sample, Guidance, SampleRun, SamplerConfig};
+use sampler::{sample, ClassifierGuidance, SampleRun, SamplerConfig};
 use schedule::{NoiseSchedule, ScheduleKind};
 use serde_json::{json, Value};
 use viz::{Color, Curve, Histogram, LineChart, Panel, PointSeries, Scatter};
@@ -504,7 +504,7 @@ fn pipeline_stages(
             Ok(match guide {
                 None => sample(&denoiser, &schedule, None, &config)?,
                 Some(c) => {
-                    let g = Guidance::one_class(&classifier, c, 30.0, 500);
+                    let g = ClassifierGuidance::one_class(&classifier, c, 30.0, 500)?;
                     sample(&denoiser, &schedule, Some(&g), &config)?
                 }
             })
@@ -1117,7 +1117,7 @@ fn scaling_one(n: usize, steps: usize, snapshot_every: usize) -> anyhow::Result<
         snapshot_every,
         ..sampler_config(n, SEED)
     };
-    let g = Guidance::one_class(&clf, 1, 30.0, n);
+    let g = ClassifierGuidance::one_class(&clf, 1, 30.0, n)?;
     // 500 samples: a warm-up and the median of 15 runs (a run is 0.1 s, and this size is
     // the reference of the scaling target); up to 5,000: 5 runs; larger (seconds each): one.
     let repeats = match n {

@@ -10,7 +10,10 @@ use anyhow::{bail, Context};
 use models::{ClassifierNet, DenoiserNet, NoisyClassifier};
 use rand::{rngs::StdRng, SeedableRng};
 use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, mode_stats, widen};
-use sampler::{sample_observed, Guidance, ReverseVariance, SampleRun, SamplerConfig};
+use sampler::{
+    sample_observed, ClassifierGuidance, GuidanceGradient, ReverseVariance, SampleRun,
+    SamplerConfig,
+};
 use schedule::NoiseSchedule;
 use serde_json::{json, Value};
 use toy_data::GaussianMixture;
@@ -150,7 +153,7 @@ pub fn generate(
     let targets = target_classes(args, data)?;
     // One progress bar a run (hidden when stderr is not a terminal).
     let steps = schedule.num_steps();
-    let observed = |what: &str, guidance: Option<&Guidance>, seed_offset: u64| {
+    let observed = |what: &str, guidance: Option<&dyn GuidanceGradient>, seed_offset: u64| {
         let bar = progress::bar(steps as u64, what);
         let run = sample_observed(
             &denoiser,
@@ -169,7 +172,7 @@ pub fn generate(
     if let Some(classifier) = &classifier {
         for &class in &targets {
             let start = Instant::now();
-            let g = Guidance::one_class(classifier, class, scale, args.n);
+            let g = ClassifierGuidance::one_class(classifier, class, scale, args.n)?;
             let what = format!(
                 "sampling guided to {}",
                 data.meta.class_names[class as usize]

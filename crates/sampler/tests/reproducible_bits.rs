@@ -9,7 +9,9 @@
 
 use candle_core::{Device, Tensor};
 use models::{NoisePredictor, NoisyClassifier};
-use sampler::{sample, Guidance, ReverseVariance, SampleRun, SamplerConfig};
+use sampler::{
+    sample, ClassifierGuidance, GuidanceGradient, ReverseVariance, SampleRun, SamplerConfig,
+};
 use schedule::NoiseSchedule;
 
 const N: usize = 2048;
@@ -61,9 +63,8 @@ impl NoisyClassifier for LinearClassifier {
             let l: Vec<f32> = W.iter().map(|w| row[0] * w[0] + row[1] * w[1]).collect();
             let p1 = 1.0 / (1.0 + (l[0] - l[1]).exp());
             let p = [1.0 - p1, p1];
-            for j in 0..2 {
-                out.push(W[c as usize][j] - (p[0] * W[0][j] + p[1] * W[1][j]));
-            }
+            let w_y = W[c as usize];
+            out.extend((0..2).map(|j| w_y[j] - (p[0] * W[0][j] + p[1] * W[1][j])));
         }
         Tensor::from_vec(out, (y.len(), 2), &Device::Cpu)
     }
@@ -98,12 +99,14 @@ fn run(variance: ReverseVariance, guided: bool, seed: u64) -> SampleRun {
     };
     // Per-sample targets: every third sample towards class 0, the others class 1.
     let targets: Vec<u32> = (0..N).map(|i| u32::from(i % 3 != 0)).collect();
-    let guidance = Guidance {
-        classifier: &LinearClassifier,
-        targets,
-        scale: 30.0,
-    };
-    let run = sample(&TanhNoise, &schedule, guided.then_some(&guidance), &config).unwrap();
+    let guidance = ClassifierGuidance::new(&LinearClassifier, targets, 30.0).unwrap();
+    let run = sample(
+        &TanhNoise,
+        &schedule,
+        guided.then_some(&guidance as &dyn GuidanceGradient),
+        &config,
+    )
+    .unwrap();
     assert!(run.final_points().iter().all(|v| v.is_finite()));
     run
 }

@@ -6,7 +6,7 @@ use models::{
     DenoiserTraining,
 };
 use sampler::metrics::{guided_precision, mode_stats, widen};
-use sampler::{sample, Guidance, SamplerConfig};
+use sampler::{sample, ClassifierGuidance, SamplerConfig};
 use schedule::NoiseSchedule;
 
 #[test]
@@ -43,7 +43,8 @@ fn trained_nets_guide_precisely_and_sample_both_modes() {
             seed: 100 + class as u64,
             ..SamplerConfig::default()
         };
-        let g = Guidance::one_class(&classifier, class, 30.0, config.num_samples);
+        let g =
+            ClassifierGuidance::one_class(&classifier, class, 30.0, config.num_samples).unwrap();
         let run = sample(&denoiser, &schedule, Some(&g), &config).unwrap();
         let precision = guided_precision(&widen(run.final_points()), &truth, class as usize);
         // The bar; the notebook and both peers reach 500/500.
