@@ -876,12 +876,8 @@ fn figure_stages(repeats: usize, p: &Pipeline, table: &mut Table) -> anyhow::Res
 
 /// `--peers`: the PyTorch and JAX references, run now, and their ratios to ours.
 fn peers(table: &Table, runs: usize) -> anyhow::Result<Value> {
-    let peers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers");
-    let peers_dir = if peers_dir.is_dir() {
-        peers_dir
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers")
-    };
+    // The project's own scripts, committed beside the workspace (bench/peers).
+    let peers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/peers");
     let venv = std::env::var_os("HOME")
         .map(|h| Path::new(&h).join(".cache/peers/bin/python"))
         .filter(|p| p.is_file());
@@ -900,7 +896,7 @@ fn peers(table: &Table, runs: usize) -> anyhow::Result<Value> {
         ))
     } else if python.is_none() {
         Some(format!(
-            "no Python with both torch and jax (tried {}); see shared/peers/README.md to install them",
+            "no Python with both torch and jax (tried {}); see bench/peers/README.md to install them",
             candidates
                 .iter()
                 .map(|p| p.display().to_string())
