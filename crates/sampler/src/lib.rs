@@ -21,8 +21,10 @@
 //! a fresh x_t tensor from them, so no autograd graph outlives a step and memory does not
 //! grow with T beyond the snapshots kept.
 //!
-//! [`metrics`] holds the sample-quality measures (energy distance, mode balance,
-//! per-mode moments, guided precision).
+//! [`solvers`] holds the samplers over a sub-sequence of the steps (DDIM, the
+//! probability-flow ODE with Euler and Heun, DPM-Solver++(2M)), run by [`sample_solver`];
+//! [`metrics`] the sample-quality measures (energy distance, mode balance, per-mode
+//! moments, guided precision).
 //!
 //! # Example
 //!
@@ -46,6 +48,9 @@
 //! ```
 
 pub mod metrics;
+pub mod solvers;
+
+pub use solvers::{sample_solver, timesteps, Solver};
 
 use candle_core::{Device, Tensor};
 use models::{NoisePredictor, NoisyClassifier};
@@ -94,6 +99,15 @@ pub enum SamplerError {
     /// A time step outside 1..=T.
     #[error("time step t = {t} is out of range: the schedule has steps 1..={num_steps}")]
     InvalidStep { t: usize, num_steps: usize },
+    /// A solver's number of steps K must be in 1..=T.
+    #[error("{steps} solver steps is invalid: it must be between 1 and T = {num_steps}")]
+    InvalidStepCount { steps: usize, num_steps: usize },
+    /// A sub-sequence of time steps a solver cannot run.
+    #[error("time-step sub-sequence is invalid: {0}")]
+    InvalidTimesteps(String),
+    /// DDIM's η must be in [0, 1].
+    #[error("DDIM η = {0} is invalid: it must be between 0 and 1")]
+    InvalidEta(f64),
 }
 
 /// The variance σ_t² of each reverse step.
@@ -123,7 +137,7 @@ pub struct SamplerConfig {
     pub num_samples: usize,
     /// Keep a snapshot every this many steps (the notebook: 10), plus the first and last.
     pub snapshot_every: usize,
-    /// σ_t² of each step.
+    /// σ_t² of each DDPM step ([`sample_solver`] does not use it).
     pub variance: ReverseVariance,
     /// Seed of x_T and every z.
     pub seed: u64,
@@ -461,11 +475,16 @@ impl Snapshots {
         }
     }
 
-    /// Records x_{t−1}, the state after step t, if it is kept.
+    /// Records x_{t−1}, the state after DDPM step t, if it is kept.
     fn after_step(&mut self, t: usize, x: &[f32]) {
-        if t.is_multiple_of(self.every) || t == 1 {
+        self.record(t - 1, x, t.is_multiple_of(self.every) || t == 1);
+    }
+
+    /// Records `x`, the state x_t, if `keep`.
+    fn record(&mut self, t: usize, x: &[f32], keep: bool) {
+        if keep {
             self.kept.push(Snapshot {
-                t: t - 1,
+                t,
                 points: x.to_vec(),
             });
         }
