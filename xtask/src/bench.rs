@@ -33,7 +33,7 @@ use models::{
     ClassifierNet, DenoiserConfig, DenoiserNet,
 };
 use rand::{rngs::StdRng, SeedableRng};
-use sampler::{sample, Guidance, SampleRun, SamplerConfig};
+use sampler::{sample, ClassifierGuidance, SampleRun, SamplerConfig};
 use schedule::{NoiseSchedule, ScheduleKind};
 use serde_json::{json, Value};
 
@@ -514,7 +514,7 @@ fn pipeline_stages(
             Ok(match guide {
                 None => sample(&denoiser, &schedule, None, &config)?,
                 Some(c) => {
-                    let g = Guidance::one_class(&classifier, c, 30.0, 500);
+                    let g = ClassifierGuidance::one_class(&classifier, c, 30.0, 500)?;
                     sample(&denoiser, &schedule, Some(&g), &config)?
                 }
             })
@@ -768,12 +768,8 @@ fn figure_stages(repeats: usize, p: &Pipeline, table: &mut Table) -> anyhow::Res
 
 /// `--peers`: the PyTorch and JAX references, run now, and their ratios to ours.
 fn peers(table: &Table, runs: usize) -> anyhow::Result<Value> {
-    let peers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers");
-    let peers_dir = if peers_dir.is_dir() {
-        peers_dir
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers")
-    };
+    // The project's own scripts, committed beside the workspace (bench/peers).
+    let peers_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/peers");
     let venv = std::env::var_os("HOME")
         .map(|h| Path::new(&h).join(".cache/peers/bin/python"))
         .filter(|p| p.is_file());
@@ -792,7 +788,7 @@ fn peers(table: &Table, runs: usize) -> anyhow::Result<Value> {
         ))
     } else if python.is_none() {
         Some(format!(
-            "no Python with both torch and jax (tried {}); see shared/peers/README.md to install them",
+            "no Python with both torch and jax (tried {}); see bench/peers/README.md to install them",
             candidates
                 .iter()
                 .map(|p| p.display().to_string())
@@ -1009,7 +1005,7 @@ fn scaling_one(n: usize, steps: usize, snapshot_every: usize) -> anyhow::Result<
         snapshot_every,
         ..sampler_config(n, SEED)
     };
-    let g = Guidance::one_class(&clf, 1, 30.0, n);
+    let g = ClassifierGuidance::one_class(&clf, 1, 30.0, n)?;
     // 500 samples: a warm-up and the median of 15 runs (a run is 0.1 s, and this size is
     // the reference of the scaling target); up to 5,000: 5 runs; larger (seconds each): one.
     let repeats = match n {

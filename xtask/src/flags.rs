@@ -320,7 +320,7 @@ pub struct BenchArgs {
     /// Where to write the table as JSON [default: target/bench.json]
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Also run shared/peers/torch_ref.py and jax_ref.py and print the ratios
+    /// Also run bench/peers/torch_ref.py and jax_ref.py and print the ratios
     #[arg(long)]
     pub peers: bool,
     /// Runs of each peer script with --peers (their stage times are medians)

@@ -5,7 +5,7 @@
 
 use models::ExactMixture;
 use sampler::metrics::{guided_precision, widen};
-use sampler::{sample, Guidance, SamplerConfig};
+use sampler::{sample, ClassifierGuidance, SamplerConfig};
 use schedule::NoiseSchedule;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed: 10 + class as u64,
             ..SamplerConfig::default()
         };
-        let guidance = Guidance::one_class(&classifier, class, 30.0, config.num_samples);
+        let guidance = ClassifierGuidance::one_class(&classifier, class, 30.0, config.num_samples)?;
         let run = sample(&denoiser, &schedule, Some(&guidance), &config)?;
         let precision = guided_precision(&widen(run.final_points()), &truth, class as usize);
         println!(

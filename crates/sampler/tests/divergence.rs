@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use models::{NoisePredictor, NoisyClassifier};
-use sampler::{sample, Guidance, SamplerConfig, SamplerError};
+use sampler::{sample, ClassifierGuidance, SamplerConfig, SamplerError};
 use schedule::NoiseSchedule;
 
 /// ε = 0: the reverse process only rescales and adds noise, always finite.
@@ -61,7 +61,7 @@ fn a_nan_guidance_gradient_stops_at_its_step() {
         slope: 1.0,
         nan_at: Some(217),
     };
-    let g = Guidance::one_class(&clf, 0, 30.0, 16);
+    let g = ClassifierGuidance::one_class(&clf, 0, 30.0, 16).unwrap();
     let err = sample(&ZeroNoise, &schedule, Some(&g), &config()).unwrap_err();
     assert!(matches!(err, SamplerError::NonFinite { t: 217 }), "{err}");
     assert!(err.to_string().contains("t = 217"), "{err}");
@@ -71,7 +71,7 @@ fn a_nan_guidance_gradient_stops_at_its_step() {
         slope: 1.0,
         nan_at: None,
     };
-    let g = Guidance::one_class(&clf, 0, 30.0, 16);
+    let g = ClassifierGuidance::one_class(&clf, 0, 30.0, 16).unwrap();
     let run = sample(&ZeroNoise, &schedule, Some(&g), &config()).unwrap();
     assert!(run.final_points().iter().all(|v| v.is_finite()));
 }
@@ -85,10 +85,10 @@ fn an_overflowing_guidance_step_stops_at_the_first_step() {
         slope: 1e37,
         nan_at: None,
     };
-    let g = Guidance::one_class(&clf, 0, 1e6, 16);
+    let g = ClassifierGuidance::one_class(&clf, 0, 1e6, 16).unwrap();
     let err = sample(&ZeroNoise, &schedule, Some(&g), &config()).unwrap_err();
     assert!(matches!(err, SamplerError::NonFinite { t: 500 }), "{err}");
     // Class 1's gradient is 0 here: the same scale and classifier stay finite.
-    let g = Guidance::one_class(&clf, 1, 1e6, 16);
+    let g = ClassifierGuidance::one_class(&clf, 1, 1e6, 16).unwrap();
     assert!(sample(&ZeroNoise, &schedule, Some(&g), &config()).is_ok());
 }

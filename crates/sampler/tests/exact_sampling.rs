@@ -4,7 +4,7 @@
 use models::ExactMixture;
 use rand::{rngs::StdRng, SeedableRng};
 use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, mode_stats, widen};
-use sampler::{sample, Guidance, SamplerConfig};
+use sampler::{sample, ClassifierGuidance, SamplerConfig};
 use schedule::NoiseSchedule;
 
 const N: usize = 500;
@@ -66,7 +66,7 @@ fn guided_samples_land_in_their_class() {
             seed: 7 + class as u64,
             ..SamplerConfig::default()
         };
-        let g = Guidance::one_class(&clf, class, 30.0, N);
+        let g = ClassifierGuidance::one_class(&clf, class, 30.0, N).unwrap();
         let run = sample(&den, &schedule, Some(&g), &config).unwrap();
         let precision = guided_precision(&widen(run.final_points()), &truth, class as usize);
         assert!(precision >= 0.99, "class {class}: precision {precision}");
@@ -80,11 +80,7 @@ fn each_sample_may_have_its_own_target() {
     let exact = ExactMixture::new(&truth, &schedule).unwrap();
     let (den, clf) = (exact.denoiser(), exact.classifier());
     let targets: Vec<u32> = (0..200).map(|i| (i % 2) as u32).collect();
-    let g = Guidance {
-        classifier: &clf,
-        targets: targets.clone(),
-        scale: 30.0,
-    };
+    let g = ClassifierGuidance::new(&clf, targets.clone(), 30.0).unwrap();
     let config = SamplerConfig {
         num_samples: 200,
         seed: 5,

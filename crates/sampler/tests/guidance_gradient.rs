@@ -1,5 +1,6 @@
-//! The batched guidance gradient (one backward pass over the whole batch) against the
-//! notebook's one-sample-at-a-time method and against central finite differences.
+//! The batched guidance gradient, computed by the classifier's `grad_log_prob` (candle
+//! autograd, one backward pass over the whole batch), against the notebook's
+//! one-sample-at-a-time method and against central finite differences.
 
 use candle_core::{Device, Tensor};
 use models::{init_classifier, ClassifierConfig, ExactMixture, NoisyClassifier};
@@ -54,7 +55,7 @@ fn check(classifier: &dyn NoisyClassifier, t: usize, seed: u64) {
             );
         }
         // Finite differences of log p(y_i | x, t) with h = 3e-3. A ReLU network is only
-        // piecewise smooth: where a kink lies within h, autograd takes one side, so the
+        // piecewise smooth: where a kink lies within h, the gradient takes one side, so the
         // gradient must match the central, forward or backward difference. Truncation
         // error O(h·f'') and f32 rounding O(1e-7·|log p|/h) are both ≲ 5e-4 here, so 3e-3
         // (relative) separates a correct gradient from a wrong one.
@@ -81,7 +82,7 @@ fn check(classifier: &dyn NoisyClassifier, t: usize, seed: u64) {
                 candidates
                     .iter()
                     .any(|fd| (g - fd).abs() <= 3e-3 * (1.0 + fd.abs())),
-                "t={t} row {i} dim {j}: autograd {g} vs finite differences {candidates:?}"
+                "t={t} row {i} dim {j}: grad_log_prob {g} vs finite differences {candidates:?}"
             );
         }
     }

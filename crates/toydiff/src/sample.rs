@@ -9,7 +9,10 @@ use std::time::Instant;
 use models::{ClassifierNet, DenoiserNet, NoisyClassifier};
 use rand::{rngs::StdRng, SeedableRng};
 use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, mode_stats, widen};
-use sampler::{sample_observed, Guidance, ReverseVariance, SampleRun, SamplerConfig};
+use sampler::{
+    sample_observed, ClassifierGuidance, GuidanceGradient, ReverseVariance, SampleRun,
+    SamplerConfig,
+};
 use toy_data::GaussianMixture;
 use viz::{Color, Panel, PointSeries, Scatter};
 
@@ -240,11 +243,6 @@ fn target_classes(settings: &SampleSettings, data: &Prepared) -> Result<Vec<u32>
         .collect()
 }
 
-/// The guidance towards `class` for `n` samples at scale `scale`.
-fn guidance(classifier: &dyn NoisyClassifier, class: u32, scale: f64, n: usize) -> Guidance<'_> {
-    Guidance::one_class(classifier, class, scale, n)
-}
-
 /// Checks the settings against the checkpoint (the classes exist) before any work.
 pub fn check_settings(settings: &SampleSettings, checkpoint: &Checkpoint) -> Result<()> {
     target_classes(settings, &checkpoint.data).map(|_| ())
@@ -269,7 +267,7 @@ pub fn generate(
     let scale = guidance_scale(settings, data);
     let targets = target_classes(settings, data)?;
     let steps = schedule.num_steps();
-    let observed = |what: &str, guidance: Option<&Guidance>, seed_offset: u64| {
+    let observed = |what: &str, guidance: Option<&dyn GuidanceGradient>, seed_offset: u64| {
         let bar = obs.bar(what, steps as u64);
         let run = sample_observed(
             &checkpoint.denoiser,
@@ -288,7 +286,7 @@ pub fn generate(
     if let Some(classifier) = &checkpoint.classifier {
         for &class in &targets {
             let start = Instant::now();
-            let g = guidance(classifier, class, scale, settings.n);
+            let g = ClassifierGuidance::one_class(classifier, class, scale, settings.n)?;
             let what = format!(
                 "sampling guided to {}",
                 data.meta.class_names[class as usize]
