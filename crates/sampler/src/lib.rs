@@ -576,3 +576,8 @@ mod tests {
         assert_ne!(a.final_points(), b.final_points());
     }
 }
+
+/// The README's example, compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
