@@ -1,7 +1,7 @@
 //! The exact references with models alone (no training): for the notebook's two clusters,
 //! the Bayes-optimal accuracy of a noisy classifier at several t and the denoiser-loss floor.
 //!
-//! `cargo run --release -p models --example exact_references`
+//! `cargo run -p toydiff-models --example exact_references`
 
 use models::{accuracy_curve, bayes_accuracy_closed_form, denoiser_loss_floor, ExactMixture};
 use schedule::NoiseSchedule;

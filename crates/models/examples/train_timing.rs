@@ -1,7 +1,7 @@
 //! Times the notebook's two training runs and reports their quality.
 //!
 //! Run in release on one thread, as the binary will:
-//! `RAYON_NUM_THREADS=1 cargo run --release -p models --example train_timing`
+//! `RAYON_NUM_THREADS=1 cargo run -p toydiff-models --example train_timing`
 
 use std::time::Instant;
 

@@ -130,3 +130,8 @@ pub use train::{
     train_classifier, train_denoiser, ClassifierTraining, DenoiserTraining, LrSchedule,
 };
 pub use traits::{NoisePredictor, NoisyClassifier};
+
+/// The README's example, compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

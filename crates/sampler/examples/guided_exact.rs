@@ -1,7 +1,7 @@
 //! Classifier-guided DDPM sampling with sampler alone, from the exact model of the
 //! notebook's two clusters (no training): prints the guided precision of each class.
 //!
-//! `cargo run --release -p sampler --example guided_exact`
+//! `cargo run -p toydiff-sampler --example guided_exact`
 
 use models::ExactMixture;
 use sampler::metrics::{guided_precision, widen};

@@ -896,3 +896,8 @@ mod tests {
         assert_eq!(guided, sample(&den, &schedule, None, &config).unwrap());
     }
 }
+
+/// The README's example, compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

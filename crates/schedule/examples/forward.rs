@@ -1,7 +1,7 @@
 //! The notebook's schedule with the schedule crate alone: a few coefficients, and forward
 //! diffusion of a point cloud step by step against the closed form q(x_t | x_0).
 //!
-//! `cargo run -p schedule --example forward`
+//! `cargo run -p toydiff-schedule --example forward`
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;

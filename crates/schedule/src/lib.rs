@@ -507,3 +507,8 @@ mod tests {
         assert_eq!(run(), run());
     }
 }
+
+/// The README's example, compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,7 +1,7 @@
 //! The notebook's first half with toy-data alone: sample 0.4·N(−2, 0.5²) + 0.6·N(3, 1²)
 //! with the latent component, fit a Normal and mixtures k = 1..4, and print the comparison.
 //!
-//! `cargo run -p toy-data --example fit_mixture`
+//! `cargo run -p toydiff-toy-data --example fit_mixture`
 
 use rand::{rngs::StdRng, SeedableRng};
 use toy_data::{compare_models, fit_mixture, notebook_gmm_1d, EmConfig};

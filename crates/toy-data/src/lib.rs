@@ -62,3 +62,8 @@ pub use fit::{
 pub use mixture::{Covariance, GaussianMixture};
 pub use prep::{check_not_constant, split_holdout, Standardizer};
 pub use toy_sets::{builtin, BuiltinSet, Dataset2d};
+
+/// The README's example, compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

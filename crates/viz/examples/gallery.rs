@@ -1,7 +1,7 @@
 //! Writes one figure of each kind, to look at, and times a notebook-sized GIF.
 //!
 //! ```text
-//! cargo run --release -p viz --example gallery -- OUTDIR
+//! cargo run -p toydiff-viz --example gallery -- OUTDIR
 //! ```
 //!
 //! OUTDIR (default `target/viz-gallery`) gets `histogram.png`, `scatter.png`,

@@ -46,3 +46,8 @@ pub use error::VizError;
 pub use figure::{Curve, Histogram, LineChart, Panel, PointSeries, Scatter};
 pub use hist::{bin_values, Bins};
 pub use render::{encode_png, render_png, render_rgb};
+
+/// The README's example, compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

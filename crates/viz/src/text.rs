@@ -22,7 +22,7 @@ use plotters_backend::{
 /// DejaVu Sans, embedded so that text needs no system font library.
 pub(crate) static FONT_BYTES: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../assets/fonts/DejaVuSans.ttf"
+    "/assets/fonts/DejaVuSans.ttf"
 ));
 
 /// The parsed embedded font (`None` only if the embedded file were corrupt).
