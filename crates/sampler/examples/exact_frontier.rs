@@ -2,7 +2,7 @@
 //! of the notebook's two clusters (no network), 5,000 of them, at K = 5 … 500 steps, and
 //! their energy distance to the true mixture beside its noise floor at the same size.
 //!
-//! `cargo run --release -p sampler --example exact_frontier`
+//! `cargo run -p toydiff-sampler --example exact_frontier`
 
 use models::ExactMixture;
 use rand::{rngs::StdRng, SeedableRng};

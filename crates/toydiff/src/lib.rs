@@ -78,3 +78,8 @@ pub use recipe::{
 };
 pub use sample::{sample, Checkpoint, Runs, SampleSettings};
 pub use train::{train, Trained, CHECKPOINTS, RECIPE_FILE};
+
+/// The README's example, compiled and run with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
