@@ -102,10 +102,12 @@ mod checkpoint;
 mod error;
 mod eval;
 mod exact;
-mod fused;
 mod init;
+mod kernels;
 mod nets;
 mod ops;
+#[cfg(test)]
+mod reference;
 mod step;
 mod train;
 mod traits;
