@@ -97,14 +97,12 @@ multiversion! {
 }
 
 multiversion! {
-    /// g = 0 where a ≤ 0 (or NaN): the relu mask of the layer whose output is a.
-    fn mask_where_off(g: &mut [f32], a: &[f32]) {
-        for (g, &a) in g.iter_mut().zip(a) {
-            // `a > 0.0` is false for NaN too, which is what masks it.
-            if a.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                *g = 0.0;
-            }
-        }
+    /// dz = g where a > 0, else 0 (NaN too): the relu mask of the layer whose output is a,
+    /// written in one pass into dz (cleared first).
+    fn masked_where_on(dz: &mut Vec<f32>, g: &[f32], a: &[f32]) {
+        dz.clear();
+        // `a > 0.0` is false for NaN too, which is what masks it.
+        dz.extend(g.iter().zip(a).map(|(&g, &a)| if a > 0.0 { g } else { 0.0 }));
     }
 }
 
@@ -832,14 +830,17 @@ pub(crate) fn dense_forward(
 }
 
 /// dz = g ⊙ act′(z), from the layer's output y = act(z): for relu z > 0 exactly where
-/// y > 0 (NNlib's convention at z = 0: gradient 0); for the identity dz = g.
-pub(crate) fn act_grad(g: &[f32], y: &[f32], act: Act) -> Vec<f32> {
+/// y > 0 (NNlib's convention at z = 0: gradient 0); for the identity dz = g, borrowed.
+pub(crate) fn act_grad<'a>(g: &'a [f32], y: &[f32], act: Act) -> std::borrow::Cow<'a, [f32]> {
     assert_eq!(g.len(), y.len());
-    let mut dz = g.to_vec();
-    if act == Act::Relu {
-        mask_where_off(&mut dz, y);
+    match act {
+        Act::Identity => std::borrow::Cow::Borrowed(g),
+        Act::Relu => {
+            let mut dz = Vec::new();
+            masked_where_on(&mut dz, g, y);
+            std::borrow::Cow::Owned(dz)
+        }
     }
-    dz
 }
 
 /// db = Σ_rows dz for dz (n × out): the rows added in order.
@@ -943,39 +944,88 @@ pub(crate) fn mean_squared_error_grad(p: &[f32], e: &[f32], g: f32) -> Vec<f32> 
 }
 
 /// Σ_i log softmax(z_i)[y_i] over the rows z_i (of `classes` logits) and their targets,
-/// each term z_y − m − ln Σ_c exp(z_c − m) with m the row's max, added in row order.
-pub(crate) fn log_prob_at(z: &[f32], classes: usize, targets: &[u32]) -> f32 {
-    z.chunks_exact(classes)
-        .zip(targets)
-        .fold(0f32, |total, (row, &y)| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
-            total + (row[y as usize] - max - sum.ln())
-        })
-}
-
-/// d/dz of g · [`log_prob_at`]: g (onehot(y_i) − softmax(z_i)) row by row, with
-/// softmax_c = exp(z_c − m) / Σ exp(z − m).
-pub(crate) fn log_prob_at_grad(z: &[f32], classes: usize, targets: &[u32], g: f32) -> Vec<f32> {
-    let mut dz = vec![0f32; z.len()];
-    for ((row, out), &y) in z
+/// each term z_y − m − ln Σ_c exp(z_c − m) with m the row's max, added in row order; the
+/// softmax of every row, exp(z_c − m) / Σ exp(z − m), goes to `softmax` (for the backward pass).
+pub(crate) fn log_prob_at(
+    z: &[f32],
+    classes: usize,
+    targets: &[u32],
+    softmax: &mut Vec<f32>,
+) -> f32 {
+    softmax.clear();
+    softmax.resize(z.len(), 0.0);
+    let mut total = 0f32;
+    for ((row, p), &y) in z
         .chunks_exact(classes)
-        .zip(dz.chunks_exact_mut(classes))
+        .zip(softmax.chunks_exact_mut(classes))
         .zip(targets)
     {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0f32;
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = (v - max).exp();
-            sum += *o;
+        for (p, &v) in p.iter_mut().zip(row) {
+            *p = (v - max).exp();
+            sum += *p;
         }
-        let scale = -g / sum;
-        for o in out.iter_mut() {
-            *o *= scale;
+        total += row[y as usize] - max - sum.ln();
+        let inv = 1.0 / sum;
+        for p in p.iter_mut() {
+            *p *= inv;
         }
-        out[y as usize] += g;
+    }
+    total
+}
+
+/// d/dz of g · [`log_prob_at`] from its softmax: g (onehot(y_i) − softmax(z_i)) row by row.
+pub(crate) fn log_prob_at_grad(
+    softmax: &[f32],
+    classes: usize,
+    targets: &[u32],
+    g: f32,
+) -> Vec<f32> {
+    let mut dz: Vec<f32> = softmax.iter().map(|&p| -g * p).collect();
+    for (row, &y) in dz.chunks_exact_mut(classes).zip(targets) {
+        row[y as usize] += g;
     }
     dz
+}
+
+/// The rows [x_i, table[t_i]] (n × (d + E)) for x (n × d), a table (T × E) and row indices t_i.
+pub(crate) fn concat_rows(x: &[f32], d: usize, table: &[f32], e: usize, index: &[u32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(index.len() * (d + e));
+    for (row, &t) in x.chunks_exact(d.max(1)).zip(index) {
+        out.extend_from_slice(&row[..d]);
+        out.extend_from_slice(&table[t as usize * e..(t as usize + 1) * e]);
+    }
+    out
+}
+
+/// The backward pass of [`concat_rows`] for g (n × (d + E)), each part only when asked:
+/// x's part (n × d), and the table's gradient (rows × E), the e part of each row of g
+/// added to row t_i, in row order.
+pub(crate) fn concat_rows_grad(
+    g: &[f32],
+    (d, e): (usize, usize),
+    index: &[u32],
+    rows: usize,
+    (need_x, need_table): (bool, bool),
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let dx = need_x.then(|| {
+        g.chunks_exact(d + e)
+            .flat_map(|row| &row[..d])
+            .copied()
+            .collect()
+    });
+    let dtable = need_table.then(|| {
+        let mut dtable = vec![0f32; rows * e];
+        for (row, &t) in g.chunks_exact(d + e).zip(index) {
+            let dst = &mut dtable[t as usize * e..(t as usize + 1) * e];
+            for (s, &v) in dst.iter_mut().zip(&row[d..]) {
+                *s += v;
+            }
+        }
+        dtable
+    });
+    (dx, dtable)
 }
 
 #[cfg(test)]

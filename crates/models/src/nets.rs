@@ -445,8 +445,8 @@ impl ClassifierNet {
     /// Training forward with a per-sample step: x_t (n × d, f32), t as n u32 indices t − 1; returns n × C logits.
     pub fn forward(&self, x_t: &Tensor, t_index: &Tensor) -> candle_core::Result<Tensor> {
         check_batch(x_t, self.config.dim)?;
-        let emb = self.embedding.index_select(t_index, 0)?;
-        let input = Tensor::cat(&[x_t, &emb], 1)?;
+        let t_index = t_index.to_dtype(DType::U32)?;
+        let input = crate::ops::embed_concat(x_t, &self.embedding, &t_index)?;
         mlp_forward(&self.layers, None, self.config.activation, &input)
     }
 

@@ -12,6 +12,7 @@
 //! is `reference.rs`.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
@@ -154,28 +155,31 @@ impl CustomOp3 for FusedDense {
         }
         let (n, inp) = x.dims2()?;
         let out = w.dim(0)?;
-        let dz = with_f32(grad_res, |g| {
-            with_f32(res, |y| Ok(kernels::act_grad(g, y, self.0)))
-        })?;
         let dev = Device::Cpu;
-        let db = if need_b {
-            Some(Tensor::from_vec(kernels::bias_grad(&dz, out), out, &dev)?)
-        } else {
-            None
-        };
-        let dw = if need_w {
-            let dw = with_f32(x, |x| Ok(kernels::weight_grad(&dz, x, n, out, inp)))?;
-            Some(Tensor::from_vec(dw, (out, inp), &dev)?)
-        } else {
-            None
-        };
-        let dx = if need_x {
-            let dx = with_f32(w, |w| Ok(kernels::input_grad(&dz, w, n, out, inp)))?;
-            Some(Tensor::from_vec(dx, (n, inp), &dev)?)
-        } else {
-            None
-        };
-        Ok((dx, dw, db))
+        // The layer's storages stay locked for reading while the gradients are computed.
+        with_f32(grad_res, |g| {
+            with_f32(res, |y| {
+                let dz = kernels::act_grad(g, y, self.0);
+                let db = if need_b {
+                    Some(Tensor::from_vec(kernels::bias_grad(&dz, out), out, &dev)?)
+                } else {
+                    None
+                };
+                let dw = if need_w {
+                    let dw = with_f32(x, |x| Ok(kernels::weight_grad(&dz, x, n, out, inp)))?;
+                    Some(Tensor::from_vec(dw, (out, inp), &dev)?)
+                } else {
+                    None
+                };
+                let dx = if need_x {
+                    let dx = with_f32(w, |w| Ok(kernels::input_grad(&dz, w, n, out, inp)))?;
+                    Some(Tensor::from_vec(dx, (n, inp), &dev)?)
+                } else {
+                    None
+                };
+                Ok((dx, dw, db))
+            })
+        })
     }
 }
 
@@ -186,14 +190,20 @@ impl CustomOp3 for FusedDense {
 /// The same value as `log_softmax`, `gather` and `sum_all` in candle ops, to f32
 /// rounding; backward dz_i = g (onehot(y_i) − softmax(z_i)) in one pass.
 pub(crate) fn log_prob_at(z: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    let op = LogProbAt {
+        softmax: Mutex::new(Vec::new()),
+    };
     if z.track_op() {
-        z.apply_op2(targets, LogProbAt)
+        z.apply_op2(targets, op)
     } else {
-        z.apply_op2_no_bwd(targets, &LogProbAt)
+        z.apply_op2_no_bwd(targets, &op)
     }
 }
 
-struct LogProbAt;
+/// The op of [`log_prob_at`]; its forward pass keeps the softmax for the backward pass.
+struct LogProbAt {
+    softmax: Mutex<Vec<f32>>,
+}
 
 /// The logits' class count and the targets, checked against each other.
 fn logits_and_targets<'a>(
@@ -232,7 +242,8 @@ impl CustomOp2 for LogProbAt {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (classes, targets) = logits_and_targets(l1, s2, l2)?;
         let z = cpu_f32(s1, l1, "logits")?;
-        let total = kernels::log_prob_at(&z, classes, &targets);
+        let mut softmax = self.softmax.lock().unwrap_or_else(|e| e.into_inner());
+        let total = kernels::log_prob_at(&z, classes, &targets, &mut softmax);
         Ok((CpuStorage::F32(vec![total]), Shape::from(())))
     }
 
@@ -249,9 +260,11 @@ impl CustomOp2 for LogProbAt {
         let g = grad_res.to_scalar::<f32>()?;
         let classes = z.dim(1)?;
         let targets = targets.to_vec1::<u32>()?;
-        let dz = with_f32(z, |z| {
-            Ok(kernels::log_prob_at_grad(z, classes, &targets, g))
-        })?;
+        let softmax = self.softmax.lock().unwrap_or_else(|e| e.into_inner());
+        if softmax.len() != z.elem_count() {
+            candle_core::bail!("log-prob-at: backward pass before the forward pass");
+        }
+        let dz = kernels::log_prob_at_grad(&softmax, classes, &targets, g);
         Ok((Some(Tensor::from_vec(dz, z.shape(), &Device::Cpu)?), None))
     }
 }
@@ -307,5 +320,84 @@ impl CustomOp2 for MeanSquaredError {
             with_f32(e, |e| Ok(kernels::mean_squared_error_grad(p, e, g)))
         })?;
         Ok((Some(Tensor::from_vec(dp, p.shape(), &Device::Cpu)?), None))
+    }
+}
+
+/// The classifier's input [x_i, table[t_i]] (n × (d + E)) for f32 CPU x (n × d), an
+/// embedding table (T × E) and u32 row indices t (n,), as one op: what `index_select`
+/// and `cat` compute. Backward: x's part of the gradient when x is tracked, and the table's
+/// gradient (each row's E columns added to row t_i) when the table is.
+pub(crate) fn embed_concat(x: &Tensor, table: &Tensor, t: &Tensor) -> candle_core::Result<Tensor> {
+    if x.track_op() || table.track_op() {
+        x.apply_op3(table, t, EmbedConcat)
+    } else {
+        x.apply_op3_no_bwd(table, t, &EmbedConcat)
+    }
+}
+
+struct EmbedConcat;
+
+impl CustomOp3 for EmbedConcat {
+    fn name(&self) -> &'static str {
+        "embed-concat"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, d) = match l1.dims() {
+            &[n, d] => (n, d),
+            dims => candle_core::bail!("embed-concat: x must be (n, d), got {dims:?}"),
+        };
+        let (rows, e) = match l2.dims() {
+            &[r, e] => (r, e),
+            dims => candle_core::bail!("embed-concat: the table must be (T, E), got {dims:?}"),
+        };
+        let index = match s3 {
+            CpuStorage::U32(t) => elements(t, l3),
+            other => {
+                candle_core::bail!("embed-concat: indices must be u32, got {:?}", other.dtype())
+            }
+        };
+        if index.len() != n {
+            candle_core::bail!("embed-concat: {} indices for {n} rows", index.len());
+        }
+        if let Some(&t) = index.iter().find(|&&t| t as usize >= rows) {
+            candle_core::bail!("embed-concat: index {t} is outside 0..{rows}");
+        }
+        let (x, table) = (cpu_f32(s1, l1, "x")?, cpu_f32(s2, l2, "the table")?);
+        let out = kernels::concat_rows(&x, d, &table, e, &index);
+        Ok((CpuStorage::F32(out), Shape::from((n, d + e))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        table: &Tensor,
+        t: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, d) = x.dims2()?;
+        let (rows, e) = table.dims2()?;
+        let index = t.to_vec1::<u32>()?;
+        let needed = (x.track_op(), table.track_op());
+        let (dx, dtable) = with_f32(grad_res, |g| {
+            Ok(kernels::concat_rows_grad(g, (d, e), &index, rows, needed))
+        })?;
+        let dev = Device::Cpu;
+        let dx = dx
+            .map(|dx| Tensor::from_vec(dx, (n, d), &dev))
+            .transpose()?;
+        let dtable = dtable
+            .map(|dt| Tensor::from_vec(dt, (rows, e), &dev))
+            .transpose()?;
+        Ok((dx, dtable, None))
     }
 }
