@@ -5,11 +5,14 @@
 //! - [`dense_forward`]: y = act(x Wᵀ + b) for a batch x (n × in) and W (out × in).
 //! - [`act_grad`], [`bias_grad`], [`weight_grad`], [`input_grad`]: the pieces
 //!   of that layer's backward pass (dz = g ⊙ act′, db = Σ_rows dz, dW = dzᵀ x, dx = dz W).
+//! - [`log_prob_at`], [`log_prob_at_grad`]: Σ_i log softmax(z_i)\[y_i\] and its gradient;
+//!   [`mean_squared_error`], [`mean_squared_error_grad`]; [`concat_rows`],
+//!   [`concat_rows_grad`]: the classifier's input [x, emb(t)] (plain loops, no SIMD).
 //! - [`adam_update`]: Adam's element-wise update of one parameter.
 //!
 //! Underneath: the products go through `gemm` (the crate candle's own matmul calls) or,
 //! when a dimension is at most [`SKINNY`], through small kernels written for those shapes
-//! (AVX / AVX-512 intrinsics, or loops compiled per ISA by [`multiversion!`] and picked at
+//! (AVX / AVX-512 intrinsics, or loops compiled per ISA by `multiversion!` and picked at
 //! run time). Threads: batches of [`PIECES_FROM`] rows or more are cut into pieces of
 //! [`PIECE_ROWS`] rows handed out to threads ([`by_pieces`]); gemm itself uses threads
 //! only for products of at least [`PARALLEL_MIN_FLOPS`] multiply-adds outside a piece.
@@ -18,8 +21,8 @@
 //! count (pieces start at fixed rows and gemm splits the output, never the k sum) and
 //! whatever the ISA (each path does the same IEEE operations in the same order).
 //!
-//! The candle custom op that calls these is in `ops.rs`; its slow reference in plain
-//! candle ops is in `reference.rs`.
+//! The candle custom ops that call these are in `ops.rs`; their slow reference in plain
+//! candle ops, with the tests comparing the two, is in `reference.rs`.
 
 use std::cell::Cell;
 use std::ops::Range;

@@ -339,8 +339,11 @@ impl DenoiserNet {
 
     /// A copy whose weights are plain tensors (no `Var`): backward through it reaches only its inputs.
     ///
-    /// The weights share storage with `self` (no copy). Nets returned by training and loading
-    /// already hold plain tensors; this matters for nets built by [`crate::init_denoiser`].
+    /// The same function, to the bit. The weights share storage with `self` (no copy), so
+    /// later optimiser steps on the `Var`s show through. Through a detached net the fused
+    /// ops record no graph when the input is untracked, and a backward pass computes no
+    /// weight gradients. Nets returned by training and loading already hold plain tensors;
+    /// this matters for nets built by [`crate::init_denoiser`].
     pub fn detached(&self) -> Self {
         Self {
             config: self.config.clone(),
@@ -348,7 +351,7 @@ impl DenoiserNet {
         }
     }
 
-    /// True when some weight is a trainable `Var` (then use [`DenoiserNet::detached`] for inference).
+    /// True when some weight is a trainable `Var` (as built by [`crate::init_denoiser`]).
     pub fn has_variables(&self) -> bool {
         self.layers
             .iter()
@@ -482,8 +485,11 @@ impl ClassifierNet {
 
     /// A copy whose weights are plain tensors (no `Var`): the guidance gradient then reaches only x.
     ///
-    /// The weights share storage with `self` (no copy). Nets returned by training and loading
-    /// already hold plain tensors; this matters for nets built by [`crate::init_classifier`].
+    /// The same function and the same gradient in x, to the bit. The weights share storage
+    /// with `self` (no copy). Through a trainable net the guidance gradient's backward pass
+    /// also computes every weight's gradient (and throws it away); through a detached one it
+    /// computes only x's. Nets returned by training and loading already hold plain tensors;
+    /// this matters for nets built by [`crate::init_classifier`].
     pub fn detached(&self) -> Self {
         Self {
             config: self.config.clone(),
@@ -492,7 +498,7 @@ impl ClassifierNet {
         }
     }
 
-    /// True when some weight is a trainable `Var` (then use [`ClassifierNet::detached`] for guidance).
+    /// True when some weight is a trainable `Var` (as built by [`crate::init_classifier`]).
     pub fn has_variables(&self) -> bool {
         self.embedding.is_variable()
             || self
@@ -532,7 +538,7 @@ impl NoisyClassifier for ClassifierNet {
 
     /// ∇_x Σ_i log p(y_i | x_i, t) through candle's autograd: x_t becomes a `Var`, the
     /// logits ([`ClassifierNet::logits`]) go through the one fused op that computes
-    /// Σ_i log softmax(z_i)[y_i] (the same as `log_softmax`, `gather`, `sum_all`), and one
+    /// Σ_i log softmax(z_i)\[y_i\] (the same as `log_softmax`, `gather`, `sum_all`), and one
     /// `backward()` gives the n × d gradient (rows are independent: row i is sample i's).
     fn grad_log_prob(
         &self,
