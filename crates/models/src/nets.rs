@@ -548,7 +548,7 @@ impl NoisyClassifier for ClassifierNet {
     ) -> candle_core::Result<Tensor> {
         let x = Var::from_tensor(&x_t.detach())?;
         let targets = targets.to_dtype(DType::U32)?.flatten_all()?;
-        let total = crate::ops::log_prob_at(&self.logits(x.as_tensor(), t)?, &targets)?;
+        let total = crate::ops::log_prob_at(&self.logits(x.as_tensor(), t)?, &targets, 1.0)?;
         let grads = total.backward()?;
         match grads.get(x.as_tensor()) {
             Some(g) => Ok(g.clone()),

@@ -189,8 +189,11 @@ impl CustomOp3 for FusedDense {
 ///
 /// The same value as `log_softmax`, `gather` and `sum_all` in candle ops, to f32
 /// rounding; backward dz_i = g (onehot(y_i) − softmax(z_i)) in one pass.
-pub(crate) fn log_prob_at(z: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+///
+/// `scale` multiplies the sum (−1/b gives the mean cross-entropy) inside the same op.
+pub(crate) fn log_prob_at(z: &Tensor, targets: &Tensor, scale: f32) -> candle_core::Result<Tensor> {
     let op = LogProbAt {
+        scale,
         softmax: Mutex::new(Vec::new()),
     };
     if z.track_op() {
@@ -202,6 +205,8 @@ pub(crate) fn log_prob_at(z: &Tensor, targets: &Tensor) -> candle_core::Result<T
 
 /// The op of [`log_prob_at`]; its forward pass keeps the softmax for the backward pass.
 struct LogProbAt {
+    /// The factor applied to the sum.
+    scale: f32,
     softmax: Mutex<Vec<f32>>,
 }
 
@@ -244,7 +249,7 @@ impl CustomOp2 for LogProbAt {
         let z = cpu_f32(s1, l1, "logits")?;
         let mut softmax = self.softmax.lock().unwrap_or_else(|e| e.into_inner());
         let total = kernels::log_prob_at(&z, classes, &targets, &mut softmax);
-        Ok((CpuStorage::F32(vec![total]), Shape::from(())))
+        Ok((CpuStorage::F32(vec![self.scale * total]), Shape::from(())))
     }
 
     fn bwd(
@@ -257,7 +262,7 @@ impl CustomOp2 for LogProbAt {
         if !z.track_op() {
             return Ok((None, None));
         }
-        let g = grad_res.to_scalar::<f32>()?;
+        let g = self.scale * grad_res.to_scalar::<f32>()?;
         let classes = z.dim(1)?;
         let targets = targets.to_vec1::<u32>()?;
         let softmax = self.softmax.lock().unwrap_or_else(|e| e.into_inner());

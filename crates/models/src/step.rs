@@ -3,8 +3,8 @@
 //!
 //! The nets' forward passes are one fused dense op per layer (`ops.rs`) and each loss is
 //! one fused op, so a denoiser step is a graph of five nodes (three dense ops, the mean
-//! squared error, and the input) and a classifier step of seven (the embedding input,
-//! three dense ops, the targets' log-probabilities, a scale); each op's backward pass
+//! squared error, and the input) and a classifier step of six (the embedding input,
+//! three dense ops, the targets' scaled log-probabilities); each op's backward pass
 //! computes only the gradients a tracked argument needs.
 
 use candle_core::Tensor;
@@ -38,5 +38,5 @@ pub(crate) fn classifier_loss(
     let t = Tensor::from_slice(t_index, b, &DEVICE)?;
     let y = Tensor::from_slice(labels, b, &DEVICE)?;
     // −mean_i log p(y_i | x_i, t_i), as candle_nn's `cross_entropy`.
-    crate::ops::log_prob_at(&net.forward(&x, &t)?, &y)?.affine(-1.0 / b as f64, 0.0)
+    crate::ops::log_prob_at(&net.forward(&x, &t)?, &y, -1.0 / b as f32)
 }
