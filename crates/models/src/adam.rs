@@ -1,12 +1,12 @@
 //! Adam (Kingma & Ba), as Flux's `Adam` and candle's `AdamW` with weight decay 0, in one
-//! fused host loop per parameter.
+//! fused host loop per parameter (`kernels::adam_update`).
 //!
 //! candle's `AdamW::step` runs about a dozen tensor operations per parameter, each one
 //! allocating; for the classifier (a 500 × 32 embedding and three small layers) that was
 //! 30% of a training step. This optimiser keeps the moments on the host and applies, per
 //! element and in the same f32 order of operations as candle's `AdamW`:
 //! m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g²;  θ ← θ − η (m / (1 − β1ᵗ)) / (√(v / (1 − β2ᵗ)) + ε).
-//! The one difference: moments that become subnormal are set to 0 (see [`flush_subnormal`]).
+//! The one difference: moments that become subnormal are set to 0 (see `kernels.rs`).
 //! A test checks it against candle's `AdamW` (weight decay 0), bit for bit.
 
 use std::cell::RefCell;
@@ -14,20 +14,7 @@ use std::cell::RefCell;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Tensor, Var};
 
-/// x, or 0 when |x| is subnormal (below f32::MIN_POSITIVE ≈ 1.2e-38).
-///
-/// The moments of a parameter whose gradient stays 0 (a dead relu unit) decay geometrically
-/// (m by 0.9 a step) and pass through the subnormal range, where x86 arithmetic takes a slow
-/// microcode path: this made the optimiser step 2–3× slower late in the denoiser's training.
-/// Such a moment moves θ by less than 1e-30 · η, so flushing it to zero changes nothing.
-#[inline]
-fn flush_subnormal(x: f32) -> f32 {
-    if x.abs() < f32::MIN_POSITIVE {
-        0.0
-    } else {
-        x
-    }
-}
+use crate::kernels::{self, AdamConstants};
 
 /// Adam's hyper-parameters: Flux's and candle's defaults β = (0.9, 0.999), ε = 1e-8.
 ///
@@ -46,25 +33,12 @@ pub(crate) struct Adam {
     eps: f64,
 }
 
-/// The f32 constants of one step, as candle's affine ops see them: computed in f64, applied in f32.
-#[derive(Clone, Copy)]
-struct Scalars {
-    b1: f32,
-    one_minus_b1: f32,
-    b2: f32,
-    one_minus_b2: f32,
-    scale_m: f32,
-    scale_v: f32,
-    eps: f32,
-    lr: f32,
-}
-
 /// One parameter's update, applied in place to its storage.
 struct Apply<'a> {
     grad: &'a [f32],
     m: RefCell<&'a mut [f32]>,
     v: RefCell<&'a mut [f32]>,
-    s: Scalars,
+    s: AdamConstants,
 }
 
 impl InplaceOp1 for Apply<'_> {
@@ -84,26 +58,8 @@ impl InplaceOp1 for Apply<'_> {
         if theta.len() != self.grad.len() || m.len() != theta.len() || v.len() != theta.len() {
             candle_core::bail!("adam: a gradient and its parameter differ in size");
         }
-        update(theta, &mut m, &mut v, self.grad, self.s);
+        kernels::adam_update(theta, &mut m, &mut v, self.grad, self.s);
         Ok(())
-    }
-}
-
-crate::fused::multiversion! {
-    /// The element-wise update; zipped iterators (no bounds checks) so the loop vectorises.
-    fn update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32], s: Scalars) {
-        for (((t, m), v), &g) in theta
-            .iter_mut()
-            .zip(m.iter_mut())
-            .zip(v.iter_mut())
-            .zip(grad.iter())
-        {
-            *m = flush_subnormal(*m * s.b1 + g * s.one_minus_b1);
-            *v = flush_subnormal(*v * s.b2 + (g * g) * s.one_minus_b2);
-            let m_hat = *m * s.scale_m;
-            let v_hat = *v * s.scale_v;
-            *t -= (m_hat / (v_hat.sqrt() + s.eps)) * s.lr;
-        }
     }
 }
 
@@ -129,9 +85,9 @@ impl Adam {
     }
 
     /// The step counter advanced, and the constants of the new step.
-    fn next_step(&mut self) -> Scalars {
+    fn next_step(&mut self) -> AdamConstants {
         self.step += 1;
-        Scalars {
+        AdamConstants {
             b1: self.beta1 as f32,
             one_minus_b1: (1.0 - self.beta1) as f32,
             b2: self.beta2 as f32,
@@ -144,7 +100,7 @@ impl Adam {
     }
 
     /// Updates parameter k in place from its gradient.
-    fn apply(&mut self, k: usize, grad: &[f32], s: Scalars) -> candle_core::Result<()> {
+    fn apply(&mut self, k: usize, grad: &[f32], s: AdamConstants) -> candle_core::Result<()> {
         let (m, v) = (&mut self.m[k], &mut self.v[k]);
         self.vars[k].as_tensor().inplace_op1(&Apply {
             grad,
@@ -161,30 +117,9 @@ impl Adam {
             let Some(g) = grads.get(self.vars[k].as_tensor()) else {
                 continue;
             };
-            crate::fused::with_f32(g, |grad| self.apply(k, grad, s))?;
+            crate::ops::with_f32(g, |grad| self.apply(k, grad, s))?;
         }
         Ok(())
-    }
-
-    /// One update from host gradients, one per parameter in the order of `vars`.
-    pub(crate) fn step_host(&mut self, grads: &[&[f32]]) -> candle_core::Result<()> {
-        if grads.len() != self.vars.len() {
-            candle_core::bail!(
-                "adam: {} gradients for {} parameters",
-                grads.len(),
-                self.vars.len()
-            );
-        }
-        let s = self.next_step();
-        for (k, grad) in grads.iter().enumerate() {
-            self.apply(k, grad, s)?;
-        }
-        Ok(())
-    }
-
-    /// The parameters, in order.
-    pub(crate) fn vars(&self) -> &[Var] {
-        &self.vars
     }
 
     /// Backward pass of `loss`, then [`Adam::step`].

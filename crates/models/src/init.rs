@@ -52,8 +52,8 @@ fn init_layers<R: Rng + ?Sized>(
 
 /// A freshly initialised trainable denoiser and its parameters as `Var`s (for an optimiser), drawn from `rng`.
 ///
-/// The net's tensors are the `Var`s themselves, so optimiser updates show through it; use
-/// [`DenoiserNet::detached`] for inference.
+/// The net's tensors are the `Var`s themselves, so optimiser updates show through it;
+/// [`DenoiserNet::detached`] gives the same net without `Var`s.
 pub fn init_denoiser<R: Rng + ?Sized>(
     config: &DenoiserConfig,
     rng: &mut R,

@@ -17,6 +17,30 @@
 //! both the trained nets and the exact references implement. Everything runs in f32 on
 //! candle's CPU device; time steps are 1-based (`t` in `1..=T`).
 //!
+//! # How the nets are computed
+//!
+//! Each net has one forward pass, and candle's autograd differentiates it everywhere:
+//!
+//! - Forward: one candle custom op per dense layer, y = act(x Wᵀ + b) (relu inside the
+//!   op; silu as candle's `silu` after it). Inference ([`NoisePredictor::predict_noise`],
+//!   [`ClassifierNet::logits`]) runs the same ops on plain tensors, so no graph is kept.
+//! - Training: the loss is a candle tensor (the mean squared error, or the cross-entropy
+//!   −(1/b) Σ log softmax(z)\[y\], each one fused op), `loss.backward()` runs each op's
+//!   backward pass, and Adam updates the `Var`s from the resulting gradients.
+//! - Guidance ([`NoisyClassifier::grad_log_prob`]): x_t becomes a `Var`, Σ_i log p(y_i |
+//!   x_i, t) is one scalar, and one `backward()` gives every row's gradient. The
+//!   shared-step logits fold the embedding of t into the first layer's bias (the same
+//!   function; see [`ClassifierNet::logits`]).
+//! - A backward pass computes only what some tracked argument needs: through nets without
+//!   `Var`s (what training and loading return) it computes no weight gradients.
+//!
+//! The arithmetic (gemm calls, AVX / AVX-512 kernels for the narrow shapes, the threads of
+//! large batches, Adam's update) is one small module of plain-slice kernels, the only place
+//! with `unsafe`. Batches of 2,048 rows or more are cut into pieces of 512 rows shared by
+//! `RAYON_NUM_THREADS` threads (else every core). Same inputs, same bits, whatever the
+//! thread count. A reference in plain candle ops and tests comparing every op with it sit
+//! beside the kernels.
+//!
 //! # Example
 //!
 //! The exact optimal noise prediction and Bayes classifier for the notebook's data:
@@ -102,10 +126,12 @@ mod checkpoint;
 mod error;
 mod eval;
 mod exact;
-mod fused;
 mod init;
+mod kernels;
 mod nets;
 mod ops;
+#[cfg(test)]
+mod reference;
 mod step;
 mod train;
 mod traits;

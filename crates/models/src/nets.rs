@@ -5,10 +5,10 @@
 //! biases as `(out,)` vectors (PyTorch's and candle's `Linear` convention), so a dense layer
 //! computes `y = x Wᵀ + b` on a row-major batch `x` of shape `(n, in)`.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, Var};
 
 use crate::error::{ModelError, Result};
-use crate::fused::Act;
+use crate::ops::Act;
 use crate::traits::{NoisePredictor, NoisyClassifier};
 
 /// The nonlinearity between hidden layers.
@@ -37,13 +37,6 @@ impl Activation {
             "relu" => Some(Activation::Relu),
             "silu" => Some(Activation::Silu),
             _ => None,
-        }
-    }
-
-    fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Activation::Relu => crate::ops::relu(x),
-            Activation::Silu => x.silu(),
         }
     }
 }
@@ -254,21 +247,6 @@ pub(crate) struct Dense {
 }
 
 impl Dense {
-    /// y = x Wᵀ + b; `ones`, the (n, 1) column of ones, when a backward pass may follow.
-    ///
-    /// With `ones` the bias enters as the matmul 1 bᵀ rather than through `broadcast_add`.
-    /// Both give the same values (1·b is exact), but the backward pass of `broadcast_add` sums
-    /// the (n, out) gradient over rows with candle's strided reduction, which took 28% of a
-    /// denoiser training step, while the backward pass of the matmul is 1ᵀ G, one small gemm.
-    /// Without a backward pass `broadcast_add` is the cheaper of the two.
-    fn forward(&self, x: &Tensor, ones: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let xw = x.matmul(&self.weight.t()?)?;
-        match ones {
-            Some(ones) => xw + ones.matmul(&self.bias.unsqueeze(0)?)?,
-            None => xw.broadcast_add(&self.bias),
-        }
-    }
-
     fn detached(&self) -> Self {
         Self {
             weight: self.weight.detach(),
@@ -281,86 +259,32 @@ impl Dense {
     }
 }
 
-/// The relu MLP on host rows x (n × in), nothing tracked: `fused::mlp_infer` with the
-/// weights read in place.
-fn infer(layers: &[Dense], x: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
-    let mut tensors = Vec::with_capacity(2 * layers.len());
-    for l in layers {
-        tensors.push(&l.weight);
-        tensors.push(&l.bias);
-    }
-    let shapes = layers
-        .iter()
-        .map(|l| l.weight.dims2())
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    crate::fused::with_host_layers(&tensors, 0, &shapes, |host, _| {
-        if let Some(first) = host.first() {
-            if x.len() != n * first.inp {
-                candle_core::bail!(
-                    "expected an input of width {}, got {} values for {n} rows",
-                    first.inp,
-                    x.len()
-                );
-            }
-        }
-        Ok(crate::fused::mlp_infer(x, n, host))
-    })
-}
-
-/// MLP forward: activation after every layer but the last.
+/// MLP forward: the activation after every layer but the last, one fused dense op per
+/// layer (`ops::dense`, relu inside the op; silu as candle's op after it), so candle's
+/// autograd differentiates it like any other op.
 ///
-/// f32 on the CPU (every net of this crate) goes through the fused dense layer of
-/// `fused.rs`: one custom op per layer, forward and backward; anything else through
-/// candle's generic ops.
+/// `first` replaces the first layer's (W, b) when given: the classifier's shared-step
+/// forward folds the embedding into the first layer's bias (see [`ClassifierNet::logits`]).
 fn mlp_forward(
     layers: &[Dense],
+    first: Option<(&Tensor, &Tensor)>,
     activation: Activation,
     input: &Tensor,
 ) -> candle_core::Result<Tensor> {
-    if crate::fused::fusable(input) {
-        let tracked = input.track_op()
-            || layers
-                .iter()
-                .any(|l| l.weight.track_op() || l.bias.track_op());
-        if !tracked && activation == Activation::Relu {
-            let (n, out) = (input.dim(0)?, layers[layers.len() - 1].weight.dim(0)?);
-            let y = crate::fused::with_f32(input, |x| infer(layers, x, n))?;
-            return Tensor::from_vec(y, (n, out), input.device());
-        }
-        let last = layers.len() - 1;
-        let mut h = input.clone();
-        for (i, layer) in layers.iter().enumerate() {
-            let act = match activation {
-                Activation::Relu if i < last => Act::Relu,
-                _ => Act::Identity,
-            };
-            h = crate::fused::dense(&h, &layer.weight, &layer.bias, act)?;
-            if i < last && activation == Activation::Silu {
-                h = h.silu()?;
-            }
-        }
-        return Ok(h);
-    }
-    let mut h = input.clone();
     let last = layers.len() - 1;
-    // A backward pass can only follow if the input or a parameter is tracked.
-    let tracked = input.track_op()
-        || layers
-            .iter()
-            .any(|l| l.weight.track_op() || l.bias.track_op());
-    let ones = if tracked {
-        Some(Tensor::ones(
-            (input.dim(0)?, 1),
-            input.dtype(),
-            input.device(),
-        )?)
-    } else {
-        None
-    };
+    let mut h = input.clone();
     for (i, layer) in layers.iter().enumerate() {
-        h = layer.forward(&h, ones.as_ref())?;
-        if i < last {
-            h = activation.apply(&h)?;
+        let act = match activation {
+            Activation::Relu if i < last => Act::Relu,
+            _ => Act::Identity,
+        };
+        let (w, b) = match first {
+            Some(wb) if i == 0 => wb,
+            _ => (&layer.weight, &layer.bias),
+        };
+        h = crate::ops::dense(&h, w, b, act)?;
+        if i < last && activation == Activation::Silu {
+            h = h.silu()?;
         }
     }
     Ok(h)
@@ -410,13 +334,16 @@ impl DenoiserNet {
 
     /// Forward on an already assembled input [x_t, t/T] of shape (n, d + 1).
     pub(crate) fn forward_input(&self, input: &Tensor) -> candle_core::Result<Tensor> {
-        mlp_forward(&self.layers, self.config.activation, input)
+        mlp_forward(&self.layers, None, self.config.activation, input)
     }
 
     /// A copy whose weights are plain tensors (no `Var`): backward through it reaches only its inputs.
     ///
-    /// The weights share storage with `self` (no copy). Nets returned by training and loading
-    /// already hold plain tensors; this matters for nets built by [`crate::init_denoiser`].
+    /// The same function, to the bit. The weights share storage with `self` (no copy), so
+    /// later optimiser steps on the `Var`s show through. Through a detached net the fused
+    /// ops record no graph when the input is untracked, and a backward pass computes no
+    /// weight gradients. Nets returned by training and loading already hold plain tensors;
+    /// this matters for nets built by [`crate::init_denoiser`].
     pub fn detached(&self) -> Self {
         Self {
             config: self.config.clone(),
@@ -424,7 +351,7 @@ impl DenoiserNet {
         }
     }
 
-    /// True when some weight is a trainable `Var` (then use [`DenoiserNet::detached`] for inference).
+    /// True when some weight is a trainable `Var` (as built by [`crate::init_denoiser`]).
     pub fn has_variables(&self) -> bool {
         self.layers
             .iter()
@@ -457,12 +384,12 @@ impl NoisePredictor for DenoiserNet {
         let encoding = self.config.time_encoding;
         let mut features = vec![0f32; encoding.num_features()];
         encoding.write_features(t, self.config.num_steps, &mut features);
-        if crate::fused::fusable(x_t) && !x_t.track_op() {
+        if crate::ops::is_f32_cpu(x_t) && !x_t.track_op() {
             // The input [x_t, features] assembled on the host in one pass: the same values
             // `forward` builds with `Tensor::cat`, so the same result to the bit.
             let d = self.config.dim;
             let width = d + features.len();
-            let input = crate::fused::with_f32(x_t, |x| {
+            let input = crate::ops::with_f32(x_t, |x| {
                 let mut input = Vec::with_capacity(n * width);
                 for row in x.chunks_exact(d) {
                     input.extend_from_slice(row);
@@ -521,23 +448,34 @@ impl ClassifierNet {
     /// Training forward with a per-sample step: x_t (n × d, f32), t as n u32 indices t − 1; returns n × C logits.
     pub fn forward(&self, x_t: &Tensor, t_index: &Tensor) -> candle_core::Result<Tensor> {
         check_batch(x_t, self.config.dim)?;
-        let emb = self.embedding.index_select(t_index, 0)?;
-        let input = Tensor::cat(&[x_t, &emb], 1)?;
-        mlp_forward(&self.layers, self.config.activation, &input)
+        let t_index = t_index.to_dtype(DType::U32)?;
+        let input = crate::ops::embed_concat(x_t, &self.embedding, &t_index)?;
+        mlp_forward(&self.layers, None, self.config.activation, &input)
     }
 
     /// Logits (n × C) for a batch all at the same 1-based step t.
+    ///
+    /// The same function as [`ClassifierNet::forward`] at t − 1 for every row, computed
+    /// with the embedding folded into the first layer: [x, e] W₀ᵀ + b₀ = x W₀[:, :d]ᵀ + c
+    /// with c = e W₀[:, d:]ᵀ + b₀ computed once for the batch, so the first layer costs d
+    /// rather than d + E multiply-adds a unit and row, forward and backward (the guidance
+    /// gradient). Both products are the fused dense op, so autograd reaches x, the layer
+    /// and the embedding. The sums run in another order than `forward`'s: f32 rounding.
     pub fn logits(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
         check_step(t, self.config.num_steps)?;
-        let n = check_batch(x_t, self.config.dim)?;
-        // One embedding row, repeated: cheaper than an index_select of n equal indices.
-        let emb = self
-            .embedding
-            .narrow(0, t - 1, 1)?
-            .broadcast_as((n, self.config.embed_dim))?
-            .contiguous()?;
-        let input = Tensor::cat(&[x_t, &emb], 1)?;
-        mlp_forward(&self.layers, self.config.activation, &input)
+        check_batch(x_t, self.config.dim)?;
+        let (d, e) = (self.config.dim, self.config.embed_dim);
+        let first = &self.layers[0];
+        let emb = self.embedding.narrow(0, t - 1, 1)?;
+        let c = crate::ops::dense(
+            &emb,
+            &first.weight.narrow(1, d, e)?,
+            &first.bias,
+            Act::Identity,
+        )?
+        .flatten_all()?;
+        let w_x = first.weight.narrow(1, 0, d)?;
+        mlp_forward(&self.layers, Some((&w_x, &c)), self.config.activation, x_t)
     }
 
     /// The time embedding table, shape (T, E); row t − 1 encodes step t.
@@ -547,8 +485,11 @@ impl ClassifierNet {
 
     /// A copy whose weights are plain tensors (no `Var`): the guidance gradient then reaches only x.
     ///
-    /// The weights share storage with `self` (no copy). Nets returned by training and loading
-    /// already hold plain tensors; this matters for nets built by [`crate::init_classifier`].
+    /// The same function and the same gradient in x, to the bit. The weights share storage
+    /// with `self` (no copy). Through a trainable net the guidance gradient's backward pass
+    /// also computes every weight's gradient (and throws it away); through a detached one it
+    /// computes only x's. Nets returned by training and loading already hold plain tensors;
+    /// this matters for nets built by [`crate::init_classifier`].
     pub fn detached(&self) -> Self {
         Self {
             config: self.config.clone(),
@@ -557,7 +498,7 @@ impl ClassifierNet {
         }
     }
 
-    /// True when some weight is a trainable `Var` (then use [`ClassifierNet::detached`] for guidance).
+    /// True when some weight is a trainable `Var` (as built by [`crate::init_classifier`]).
     pub fn has_variables(&self) -> bool {
         self.embedding.is_variable()
             || self
@@ -592,54 +533,27 @@ impl NoisyClassifier for ClassifierNet {
     }
 
     fn log_probs(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
-        candle_nn::ops::log_softmax(&self.logits(x_t, t)?, D::Minus1)
+        candle_nn::ops::log_softmax(&self.logits(x_t, t)?, candle_core::D::Minus1)
     }
 
-    /// The guidance gradient in one fused pass of host code (forward and analytic backward,
-    /// see `fused::classifier_input_grad`) for relu nets on f32; otherwise candle autograd.
+    /// ∇_x Σ_i log p(y_i | x_i, t) through candle's autograd: x_t becomes a `Var`, the
+    /// logits ([`ClassifierNet::logits`]) go through the one fused op that computes
+    /// Σ_i log softmax(z_i)\[y_i\] (the same as `log_softmax`, `gather`, `sum_all`), and one
+    /// `backward()` gives the n × d gradient (rows are independent: row i is sample i's).
     fn grad_log_prob(
         &self,
         x_t: &Tensor,
         t: usize,
         targets: &Tensor,
     ) -> candle_core::Result<Tensor> {
-        if !crate::fused::fusable(x_t) || self.config.activation != Activation::Relu {
-            return crate::traits::autograd_grad_log_prob(self, x_t, t, targets);
+        let x = Var::from_tensor(&x_t.detach())?;
+        let targets = targets.to_dtype(DType::U32)?.flatten_all()?;
+        let total = crate::ops::log_prob_at(&self.logits(x.as_tensor(), t)?, &targets, 1.0)?;
+        let grads = total.backward()?;
+        match grads.get(x.as_tensor()) {
+            Some(g) => Ok(g.clone()),
+            None => candle_core::bail!("the classifier's logits do not depend on x_t"),
         }
-        check_step(t, self.config.num_steps)?;
-        let (n, d) = (check_batch(x_t, self.config.dim)?, self.config.dim);
-        let targets = targets
-            .to_dtype(DType::U32)?
-            .flatten_all()?
-            .to_vec1::<u32>()?;
-        if targets.len() != n {
-            candle_core::bail!("{} targets for a batch of {n}", targets.len());
-        }
-        if let Some(&c) = targets
-            .iter()
-            .find(|&&c| c as usize >= self.config.num_classes)
-        {
-            candle_core::bail!("target class {c} is outside 0..{}", self.config.num_classes);
-        }
-        // Read every operand in place (no copies): the storages stay locked for reading.
-        let mut tensors = vec![x_t, &self.embedding];
-        for l in &self.layers {
-            tensors.push(&l.weight);
-            tensors.push(&l.bias);
-        }
-        let e = self.config.embed_dim;
-        let shapes = self.config.layer_shapes();
-        let grad = crate::fused::with_host_layers(&tensors, 2, &shapes, |layers, data| {
-            Ok(crate::fused::classifier_input_grad(
-                &data[0],
-                n,
-                d,
-                &data[1][(t - 1) * e..t * e],
-                layers,
-                &targets,
-            ))
-        })?;
-        Tensor::from_vec(grad, (n, d), x_t.device())
     }
 }
 
@@ -810,7 +724,11 @@ mod tests {
         let fixed = net.logits(&x, 250).unwrap().to_vec2::<f32>().unwrap();
         let idx = Tensor::new(&[249u32; 4], &DEVICE).unwrap();
         let per_sample = net.forward(&x, &idx).unwrap().to_vec2::<f32>().unwrap();
-        assert_eq!(fixed, per_sample);
+        for (a, b) in fixed.iter().flatten().zip(per_sample.iter().flatten()) {
+            // `logits` folds the embedding into the first layer's bias: the same sums in
+            // another order, 34 terms of size ≲ 3, so f32 rounding ≲ 34 · 6e-8 · 3 ≈ 6e-6.
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        }
         // log_softmax rows are normalised: Σ_c p = 1 to f32 rounding.
         let p = net
             .log_probs(&x, 250)

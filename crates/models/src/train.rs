@@ -2,8 +2,10 @@
 //!
 //! Every random number (initial weights, batch indices, time steps, noise) comes from one
 //! `StdRng` seeded with the configuration's `seed`, drawn on the host in a fixed order and
-//! turned into one tensor per step. The same seed gives the same weights, bit for bit.
-//! The optimiser is Adam with Flux's defaults β = (0.9, 0.999), ε = 1e-8: the same update,
+//! turned into one tensor per step. The same seed gives the same weights, bit for bit,
+//! whatever the thread count. Each step is the loss as a candle tensor (the net's fused
+//! dense ops, then the loss as one fused op: see `step.rs`), one `backward()` through
+//! candle's autograd, and one Adam update. The optimiser is Adam with Flux's defaults β = (0.9, 0.999), ε = 1e-8: the same update,
 //! to the bit, as candle's `AdamW` with weight decay 0 (its default decay is 0.01), computed
 //! in one fused host loop, except that moments which become subnormal are set to 0 (see
 //! `adam.rs`: it keeps x86 off its slow subnormal path). The library prints nothing: progress goes
@@ -19,7 +21,7 @@ use crate::adam::Adam;
 use crate::error::{ModelError, Result};
 use crate::init::{init_classifier, init_denoiser};
 use crate::nets::{ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet};
-use crate::step::{ClassifierStep, DenoiserStep};
+use crate::step::{classifier_loss, denoiser_loss};
 
 /// Settings of the denoiser's training loop; `Default` is the notebook's (2000 steps, batch 128, lr 1e-3).
 #[derive(Debug, Clone, PartialEq)]
@@ -213,7 +215,6 @@ pub fn train_denoiser(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let (net, vars) = init_denoiser(net_config, &mut rng)?;
     let mut opt = Adam::new(vars, cfg.learning_rate)?;
-    let mut stepper = DenoiserStep::new(&net);
 
     let t_max = schedule.num_steps();
     let (sab, s1m) = noising_coefficients(schedule);
@@ -246,9 +247,9 @@ pub fn train_denoiser(
             }
             encoding.write_features(t, t_max, &mut row[dim..]);
         }
-        // 3. Loss = per-dimension MSE on the noise (Flux.mse), then one Adam step
-        //    (forward, backward and update fused: see step.rs).
-        let value = stepper.loss(&net, &opt, &input, &noise, b)?;
+        // 3. Loss = per-dimension MSE on the noise (Flux.mse), then backward and one Adam step.
+        let loss = denoiser_loss(&net, &input, &noise, b)?;
+        let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Err(ModelError::Diverged {
                 step,
@@ -256,7 +257,7 @@ pub fn train_denoiser(
             });
         }
         opt.set_lr(cfg.lr_schedule.rate(cfg.learning_rate, step, cfg.steps));
-        stepper.update(&mut opt, &input, b)?;
+        opt.backward_step(&loss)?;
         losses.push(value);
         on_step(step, value);
     }
@@ -303,7 +304,6 @@ pub fn train_classifier(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let (net, vars) = init_classifier(net_config, &mut rng)?;
     let mut opt = Adam::new(vars, cfg.learning_rate)?;
-    let mut stepper = ClassifierStep::new(&net);
 
     let t_max = schedule.num_steps();
     let (sab, s1m) = noising_coefficients(schedule);
@@ -332,16 +332,16 @@ pub fn train_classifier(
             }
             batch_labels.clear();
             batch_labels.extend(chunk.iter().map(|&i| labels[i]));
-            // 2. Logits from [x_t; emb(t)], cross-entropy, one Adam step.
-            //    (forward, backward and update fused: see step.rs).
-            let value = stepper.loss(&net, &opt, &x_t, &t_index, &batch_labels)?;
+            // 2. Logits from [x_t; emb(t)], cross-entropy, backward and one Adam step.
+            let loss = classifier_loss(&net, &x_t, &t_index, &batch_labels)?;
+            let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {
                 return Err(ModelError::Diverged {
                     step,
                     last_finite_loss: losses.last().copied(),
                 });
             }
-            stepper.update(&mut opt, &t_index)?;
+            opt.backward_step(&loss)?;
             losses.push(value);
             on_step(step, value);
         }

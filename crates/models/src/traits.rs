@@ -27,8 +27,9 @@ pub trait NoisyClassifier {
     /// x_t becomes a `Var`, the log-probabilities at the targets are summed over the batch
     /// and differentiated once: rows are independent, so row i of the gradient of the sum is
     /// the gradient of sample i alone. `targets` is a u32 tensor of length n. The result is
-    /// n × d, same dtype as `x_t`. For speed use a classifier whose weights are plain tensors
-    /// (e.g. [`crate::ClassifierNet::detached`]): then backward only reaches x.
+    /// n × d, same dtype as `x_t`. Weights that are `Var`s get no gradient here (only x's
+    /// is read), though the backward pass computes theirs: [`crate::ClassifierNet::detached`]
+    /// (what training and loading return) skips that work.
     fn grad_log_prob(
         &self,
         x_t: &Tensor,
@@ -39,16 +40,29 @@ pub trait NoisyClassifier {
     }
 }
 
-/// The default [`NoisyClassifier::grad_log_prob`]: candle autograd over `log_probs`.
+/// [`NoisyClassifier::grad_log_prob`]: candle autograd over `log_probs`, one backward pass.
 pub(crate) fn autograd_grad_log_prob<C: NoisyClassifier + ?Sized>(
     classifier: &C,
     x_t: &Tensor,
     t: usize,
     targets: &Tensor,
 ) -> candle_core::Result<Tensor> {
+    let n = x_t.dim(0)?;
+    let classes = targets.to_dtype(candle_core::DType::U32)?.flatten_all()?;
+    if classes.dim(0)? != n {
+        candle_core::bail!("{} targets for a batch of {n}", classes.dim(0)?);
+    }
+    let num_classes = classifier.num_classes();
+    if let Some(&c) = classes
+        .to_vec1::<u32>()?
+        .iter()
+        .find(|&&c| c as usize >= num_classes)
+    {
+        candle_core::bail!("target class {c} is outside 0..{num_classes}");
+    }
     let x = Var::from_tensor(&x_t.detach())?;
     let log_probs = classifier.log_probs(x.as_tensor(), t)?;
-    let targets = targets.to_dtype(candle_core::DType::U32)?.unsqueeze(1)?;
+    let targets = classes.unsqueeze(1)?;
     let selected = log_probs.gather(&targets, 1)?.sum_all()?;
     let grads = selected.backward()?;
     match grads.get(x.as_tensor()) {

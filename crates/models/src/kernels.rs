@@ -1,31 +1,33 @@
-//! Fused CPU kernels for the small MLPs of this crate, as candle custom ops.
+//! Every `unsafe` block and every SIMD kernel of this crate, behind a plain-slice API.
 //!
-//! A dense layer through candle's generic ops is a transpose, a matmul, a bias add and an
-//! activation forward, and about twice as many ops backward, each allocating (and often
-//! zero-filling) its output. For these sizes (batch 128–500, width ≤ 128) that per-op
-//! traffic cost as much as the arithmetic. Here:
+//! All matrices are row-major f32 slices. What is here:
 //!
-//! - [`dense`]: y = act(x Wᵀ + b) as one [`CustomOp3`]: one `gemm` call into a buffer
-//!   pre-filled with the bias, then the activation in place. Its backward computes
-//!   dz = g ⊙ act′, db = Σ_rows dz, dW = dzᵀ x and (only when x is tracked) dx = dz W,
-//!   two `gemm` calls and one pass, returning only the gradients some `Var` needs.
-//! - [`classifier_input_grad`]: ∇_x Σ_i log p(y_i | x_i, t) of the classifier MLP, forward
-//!   and analytic backward in one pass of host code (the guidance gradient).
+//! - [`dense_forward`]: y = act(x Wᵀ + b) for a batch x (n × in) and W (out × in).
+//! - [`act_grad`], [`bias_grad`], [`weight_grad`], [`input_grad`]: the pieces
+//!   of that layer's backward pass (dz = g ⊙ act′, db = Σ_rows dz, dW = dzᵀ x, dx = dz W).
+//! - [`log_prob_at`], [`log_prob_at_grad`]: Σ_i log softmax(z_i)\[y_i\] and its gradient;
+//!   [`mean_squared_error`], [`mean_squared_error_grad`]; [`concat_rows`],
+//!   [`concat_rows_grad`]: the classifier's input [x, emb(t)] (plain loops, no SIMD).
+//! - [`adam_update`]: Adam's element-wise update of one parameter.
 //!
-//! The products go through `gemm`, the crate candle's own matmul calls, with the same
-//! threading rule as candle (`RAYON_NUM_THREADS`), but on one thread below
-//! [`PARALLEL_MIN_FLOPS`]. Every kernel is deterministic: the same inputs give the same
-//! bits, whatever the thread count (gemm splits the output, never the k sum).
+//! Underneath: the products go through `gemm` (the crate candle's own matmul calls) or,
+//! when a dimension is at most [`SKINNY`], through small kernels written for those shapes
+//! (AVX / AVX-512 intrinsics, or loops compiled per ISA by `multiversion!` and picked at
+//! run time). Threads: batches of [`PIECES_FROM`] rows or more are cut into pieces of
+//! [`PIECE_ROWS`] rows handed out to threads ([`by_pieces`]); gemm itself uses threads
+//! only for products of at least [`PARALLEL_MIN_FLOPS`] multiply-adds outside a piece.
+//!
+//! Every kernel is deterministic: the same inputs give the same bits whatever the thread
+//! count (pieces start at fixed rows and gemm splits the output, never the k sum) and
+//! whatever the ISA (each path does the same IEEE operations in the same order).
+//!
+//! The candle custom ops that call these are in `ops.rs`; their slow reference in plain
+//! candle ops, with the tests comparing the two, is in `reference.rs`.
 
-use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ops::Range;
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Storage, Tensor};
 use gemm::Parallelism;
-
-use crate::ops::elements;
 
 /// Products below this many multiply-adds (m·n·k) run on one thread: at batch 128 the
 /// second thread's start-up cost more than it saved, and so it did for the 500-sample
@@ -43,8 +45,8 @@ fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     }
 }
 
-/// Defines `fn $name(args)` whose body is compiled for AVX-512 (with Rust ≥ 1.89, see
-/// build.rs), for AVX2 + FMA and for the baseline, picked at run time. The workspace
+/// Defines `fn $name(args)` whose body is compiled for AVX-512 (stable since Rust 1.89,
+/// the workspace's `rust-version`), for AVX2 + FMA and for the baseline, picked at run time. The workspace
 /// builds for baseline x86-64 (SSE2), where these loops run 4 lanes wide; AVX2 runs 8 and
 /// AVX-512 16.
 ///
@@ -60,7 +62,6 @@ macro_rules! multiversion {
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
-                #[cfg(toydiff_avx512)]
                 {
                     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                     unsafe fn v4($($arg: $ty),*) {
@@ -88,7 +89,6 @@ macro_rules! multiversion {
         }
     };
 }
-pub(crate) use multiversion;
 
 multiversion! {
     /// y = max(y, 0) in place (candle's relu: `f32::max`, NaN maps to 0).
@@ -100,14 +100,12 @@ multiversion! {
 }
 
 multiversion! {
-    /// g = 0 where a ≤ 0 (or NaN): the relu mask of the layer whose output is a.
-    fn mask_where_off(g: &mut [f32], a: &[f32]) {
-        for (g, &a) in g.iter_mut().zip(a) {
-            // `a > 0.0` is false for NaN too, which is what masks it.
-            if a.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                *g = 0.0;
-            }
-        }
+    /// dz = g where a > 0, else 0 (NaN too): the relu mask of the layer whose output is a,
+    /// written in one pass into dz (cleared first).
+    fn masked_where_on(dz: &mut Vec<f32>, g: &[f32], a: &[f32]) {
+        dz.clear();
+        // `a > 0.0` is false for NaN too, which is what masks it.
+        dz.extend(g.iter().zip(a).map(|(&g, &a)| if a > 0.0 { g } else { 0.0 }));
     }
 }
 
@@ -315,7 +313,7 @@ fn skinny_n(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
     assert!(
         c.len().is_multiple_of(n.max(1)) && a.len() >= c.len() / n.max(1) * k && b.len() >= n * k
     );
-    #[cfg(all(target_arch = "x86_64", toydiff_avx512))]
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F; the lengths are checked above.
         return unsafe { skinny_n_avx512(c, a, b, n, k) };
@@ -334,9 +332,8 @@ fn skinny_n(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
 
 /// [`skinny_n`] in AVX-512 registers, the same bits as [`dot`] and [`skinny_n_avx`]: lane
 /// sums (multiply, then add), the tree acc[l] += acc[l + w] for w = 8, 4, 2, 1, then the
-/// tail in order. Compiled with Rust ≥ 1.89 only (`toydiff_avx512`, see build.rs).
-#[cfg(all(target_arch = "x86_64", toydiff_avx512))]
-#[allow(clippy::incompatible_msrv)]
+/// tail in order.
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn skinny_n_avx512(c: &mut [f32], a: &[f32], b: &[f32], n: usize, k: usize) {
     use std::arch::x86_64::*;
@@ -557,31 +554,11 @@ fn product_new(m: usize, n: usize, k: usize, a: &[f32], op_a: Op, b: &[f32], op_
     c
 }
 
-thread_local! {
-    /// Buffers kept from call to call by the inference kernels, per thread.
-    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A buffer from this thread's pool (empty, with its old capacity), or a new one.
-fn take_buf() -> Vec<f32> {
-    POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default()
-}
-
-/// Returns a buffer to this thread's pool (which keeps at most 16).
-fn give_buf(mut v: Vec<f32>) {
-    v.clear();
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        if p.len() < 16 {
-            p.push(v);
-        }
-    });
-}
-
-/// Rows per piece when a large batch is cut into pieces (see [`by_pieces`]).
-const PIECE_ROWS: usize = 512;
+/// Rows per piece when a large batch is cut into pieces (see [`by_pieces`]): a piece of
+/// one 128-wide layer is 512 · 128 · 4 B = 256 KiB of output, which stays in a core's L2.
+pub(crate) const PIECE_ROWS: usize = 512;
 /// Batches from this many rows on are cut into pieces.
-const PIECES_FROM: usize = 2048;
+pub(crate) const PIECES_FROM: usize = 2048;
 
 thread_local! {
     /// Set while this thread works on one piece: its products stay on this thread.
@@ -590,7 +567,7 @@ thread_local! {
 
 /// Calls `f(rows, out_piece)` for a batch of n independent rows whose output has `out_w`
 /// values a row: at once below [`PIECES_FROM`] rows, else piece by piece of [`PIECE_ROWS`]
-/// rows (so that each piece's activations stay in the core's cache), the pieces handed
+/// rows (so that each piece's input and output stay in the core's cache), the pieces handed
 /// out one at a time to [`piece_threads`] threads: a thread that shares its core with
 /// other work simply takes fewer pieces. Pieces start at fixed rows and each is computed
 /// the same way whichever thread takes it, so the same inputs give the same bits.
@@ -645,41 +622,24 @@ fn by_pieces_on(
 /// Threads for a batch cut into pieces: `RAYON_NUM_THREADS` when it is set (candle's
 /// rule), else every core. Large batches are where threads pay (see BENCHMARKS.md).
 fn piece_threads() -> usize {
-    candle_core::utils::get_num_threads()
+    PIECE_THREADS
+        .with(Cell::get)
+        .unwrap_or_else(candle_core::utils::get_num_threads)
 }
 
-/// The relu MLP's output for a batch of n rows (nothing kept for a backward pass): the
-/// same kernel, so the same bits, as the layer-by-layer [`dense`] ops; the hidden
-/// activations live in pooled buffers, and large batches go piece by piece ([`by_pieces`]).
-pub(crate) fn mlp_infer(x: &[f32], n: usize, layers: &[HostLayer]) -> Vec<f32> {
-    let (inp, out_w) = (layers[0].inp, layers[layers.len() - 1].out);
-    if n < PIECES_FROM {
-        return mlp_infer_rows(x, n, layers);
-    }
-    let mut out = vec![0f32; n * out_w];
-    by_pieces(n, &mut out, out_w, |rows, o| {
-        let y = mlp_infer_rows(&x[rows.start * inp..rows.end * inp], rows.len(), layers);
-        o.copy_from_slice(&y);
-    });
-    out
+thread_local! {
+    /// A thread count set by [`with_piece_threads`] (tests), instead of candle's rule.
+    static PIECE_THREADS: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-fn mlp_infer_rows(x: &[f32], n: usize, layers: &[HostLayer]) -> Vec<f32> {
-    let last = layers.len() - 1;
-    let (mut cur, mut next) = (take_buf(), take_buf());
-    let mut out = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let src: &[f32] = if i == 0 { x } else { &cur };
-        if i == last {
-            dense_forward_into(src, n, l.inp, l.w, l.b, Act::Identity, &mut out);
-        } else {
-            dense_forward_into(src, n, l.inp, l.w, l.b, Act::Relu, &mut next);
-            std::mem::swap(&mut cur, &mut next);
-        }
-    }
-    give_buf(cur);
-    give_buf(next);
-    out
+/// Runs `f` with batches cut into pieces handed to `threads` threads (tests of the
+/// thread-count invariance; the pieces themselves are the same).
+#[cfg(test)]
+pub(crate) fn with_piece_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    let before = PIECE_THREADS.with(|p| p.replace(Some(threads)));
+    let r = f();
+    PIECE_THREADS.with(|p| p.set(before));
+    r
 }
 
 multiversion! {
@@ -772,7 +732,7 @@ multiversion! {
 /// The nonlinearity a fused layer applies to its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Act {
-    /// None: the last layer (logits, predicted noise) or a layer followed by a candle op.
+    /// None: the last layer (logits, predicted noise) or a layer followed by candle's silu.
     Identity,
     /// max(z, 0), as candle's relu (`f32::max`: NaN maps to 0); gradient g · 1[z > 0].
     Relu,
@@ -787,22 +747,8 @@ impl Act {
     }
 }
 
-/// y (n × out) = act(x Wᵀ + b) for x (n × inp) and W (out × inp), row-major.
-pub(crate) fn dense_forward(
-    x: &[f32],
-    n: usize,
-    inp: usize,
-    w: &[f32],
-    b: &[f32],
-    act: Act,
-) -> Vec<f32> {
-    let mut y = Vec::new();
-    dense_forward_into(x, n, inp, w, b, act, &mut y);
-    y
-}
-
-/// [`dense_forward`] into `y` (cleared first; its allocation is reused).
-pub(crate) fn dense_forward_into(
+/// act(x Wᵀ + b) for the whole batch at once into `y` (cleared first; its allocation is reused).
+fn dense_rows_into(
     x: &[f32],
     n: usize,
     inp: usize,
@@ -857,470 +803,237 @@ pub(crate) fn dense_forward_into(
     }
 }
 
-/// A relu MLP's training pass on the host: forward keeping every activation, then the
-/// backward pass from d loss / d output, into reused buffers.
+/// y (n × out) = act(x Wᵀ + b) for x (n × inp) and W (out × inp), row-major.
 ///
-/// Hidden layers apply relu, the last none. `layers` are read in place from the
-/// parameters' storages; the gradients land in `dw[i]`, `db[i]` (row-major, shaped like
-/// W_i and b_i), and, when asked, d loss / d input in `d_input`.
-#[derive(Default)]
-pub(crate) struct MlpPass {
-    /// The output of each layer (the last: the net's output).
-    pub(crate) acts: Vec<Vec<f32>>,
-    pub(crate) dw: Vec<Vec<f32>>,
-    pub(crate) db: Vec<Vec<f32>>,
-    pub(crate) d_input: Vec<f32>,
-    /// d loss / d pre-activation of the layer being differentiated, and the next one down.
-    dz: Vec<f32>,
-    dz_next: Vec<f32>,
-}
-
-impl MlpPass {
-    /// The forward pass of a batch of n rows; the output is `self.output()`.
-    pub(crate) fn forward(&mut self, layers: &[HostLayer], input: &[f32], n: usize) {
-        self.acts.resize_with(layers.len(), Vec::new);
-        let last = layers.len() - 1;
-        for (i, l) in layers.iter().enumerate() {
-            let act = if i < last { Act::Relu } else { Act::Identity };
-            let (below, rest) = self.acts.split_at_mut(i);
-            let x: &[f32] = if i == 0 { input } else { &below[i - 1] };
-            dense_forward_into(x, n, l.inp, l.w, l.b, act, &mut rest[0]);
-        }
-    }
-
-    /// The net's output after [`MlpPass::forward`], n × out row-major.
-    pub(crate) fn output(&self) -> &[f32] {
-        self.acts.last().map_or(&[], |v| v.as_slice())
-    }
-
-    /// The output's gradient buffer, to be filled with d loss / d output (n × out) before
-    /// [`MlpPass::backward`].
-    pub(crate) fn output_grad(&mut self) -> &mut Vec<f32> {
-        &mut self.dz
-    }
-
-    /// The backward pass after [`MlpPass::forward`] and [`MlpPass::output_grad`].
-    pub(crate) fn backward(
-        &mut self,
-        layers: &[HostLayer],
-        input: &[f32],
-        n: usize,
-        need_input_grad: bool,
-    ) {
-        self.dw.resize_with(layers.len(), Vec::new);
-        self.db.resize_with(layers.len(), Vec::new);
-        for i in (0..layers.len()).rev() {
-            let l = &layers[i];
-            let x: &[f32] = if i == 0 { input } else { &self.acts[i - 1] };
-            let db = &mut self.db[i];
-            db.resize(l.out, 0.0);
-            column_sums(db, &self.dz);
-            let dw = &mut self.dw[i];
-            dw.resize(l.out * l.inp, 0.0);
-            product(l.out, l.inp, n, dw, false, &self.dz, Op::T, x, Op::N);
-            if i > 0 || need_input_grad {
-                let next = if i > 0 {
-                    &mut self.dz_next
-                } else {
-                    &mut self.d_input
-                };
-                next.resize(n * l.inp, 0.0);
-                product(n, l.inp, l.out, next, false, &self.dz, Op::N, l.w, Op::N);
-                if i > 0 {
-                    mask_where_off(&mut self.dz_next, x);
-                    std::mem::swap(&mut self.dz, &mut self.dz_next);
-                }
-            }
-        }
-    }
-}
-
-/// The contiguous f32 elements of a tensor, borrowed from its storage when possible.
-pub(crate) fn f32_elements<'a>(
-    storage: &'a Storage,
-    layout: &Layout,
-) -> candle_core::Result<Cow<'a, [f32]>> {
-    match storage {
-        Storage::Cpu(CpuStorage::F32(d)) => Ok(elements(d, layout)),
-        Storage::Cpu(other) => {
-            candle_core::bail!("fused kernels need f32 tensors, got {:?}", other.dtype())
-        }
-        _ => candle_core::bail!("fused kernels run on the CPU only"),
-    }
-}
-
-/// Calls `f` with the f32 elements of `t` (row-major), without copying a contiguous tensor.
-pub(crate) fn with_f32<R>(
-    t: &Tensor,
-    f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
-) -> candle_core::Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let data = f32_elements(&storage, layout)?;
-    f(&data)
-}
-
-/// Reads every tensor in place (no copies; the storages stay locked for reading while
-/// `f` runs) and calls `f` with the dense layers — the tensors from `first_layer` on,
-/// weight then bias, of the given (out, in) shapes — and all the tensors' data.
-pub(crate) fn with_host_layers<R>(
-    tensors: &[&Tensor],
-    first_layer: usize,
-    shapes: &[(usize, usize)],
-    f: impl FnOnce(&[HostLayer], &[Cow<[f32]>]) -> candle_core::Result<R>,
-) -> candle_core::Result<R> {
-    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
-    let data = guards
-        .iter()
-        .map(|(s, l)| f32_elements(s, l))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let layers: Vec<HostLayer> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, &(out, inp))| HostLayer {
-            w: &data[first_layer + 2 * i],
-            b: &data[first_layer + 2 * i + 1],
-            out,
-            inp,
-        })
-        .collect();
-    f(&layers, &data)
-}
-
-fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<Cow<'a, [f32]>> {
-    match s {
-        CpuStorage::F32(d) => Ok(elements(d, l)),
-        other => candle_core::bail!("fused-dense: {what} must be f32, got {:?}", other.dtype()),
-    }
-}
-
-/// act(x Wᵀ + b) with an analytic backward pass (see the module docs).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FusedDense(pub(crate) Act);
-
-/// y = act(x Wᵀ + b) for an f32 CPU batch x (n × in), W (out × in), b (out,).
-pub(crate) fn dense(x: &Tensor, w: &Tensor, b: &Tensor, act: Act) -> candle_core::Result<Tensor> {
-    if x.track_op() || w.track_op() || b.track_op() {
-        x.apply_op3(w, b, FusedDense(act))
-    } else {
-        x.apply_op3_no_bwd(w, b, &FusedDense(act))
-    }
-}
-
-impl CustomOp3 for FusedDense {
-    fn name(&self) -> &'static str {
-        "fused-dense"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, inp) = match l1.dims() {
-            &[n, i] => (n, i),
-            d => candle_core::bail!("fused-dense: x must be (n, in), got {d:?}"),
-        };
-        let out = match l2.dims() {
-            &[o, i] if i == inp => o,
-            d => candle_core::bail!("fused-dense: W must be (out, {inp}), got {d:?}"),
-        };
-        if l3.dims() != [out] {
-            candle_core::bail!("fused-dense: b must be ({out},), got {:?}", l3.dims());
-        }
-        let x = cpu_f32(s1, l1, "x")?;
-        let w = cpu_f32(s2, l2, "W")?;
-        let b = cpu_f32(s3, l3, "b")?;
-        let y = dense_forward(&x, n, inp, &w, &b, self.0);
-        Ok((CpuStorage::F32(y), Shape::from((n, out))))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (need_x, need_w, need_b) = (x.track_op(), w.track_op(), b.track_op());
-        if !(need_x || need_w || need_b) {
-            return Ok((None, None, None));
-        }
-        let (n, inp) = x.dims2()?;
-        let out = w.dim(0)?;
-        // dz = g ⊙ act′(z); for relu, z > 0 exactly where y = relu(z) > 0.
-        let mut dz: Vec<f32> = with_f32(grad_res, |g| Ok(g.to_vec()))?;
-        if self.0 == Act::Relu {
-            with_f32(res, |y| {
-                mask_where_off(&mut dz, y);
-                Ok(())
-            })?;
-        }
-        let dev = Device::Cpu;
-        let db = if need_b {
-            let mut db = vec![0f32; out];
-            column_sums(&mut db, &dz);
-            Some(Tensor::from_vec(db, out, &dev)?)
-        } else {
-            None
-        };
-        let dw = if need_w {
-            let dw = with_f32(x, |x| Ok(product_new(out, inp, n, &dz, Op::T, x, Op::N)))?;
-            Some(Tensor::from_vec(dw, (out, inp), &dev)?)
-        } else {
-            None
-        };
-        let dx = if need_x {
-            let dx = with_f32(w, |w| Ok(product_new(n, inp, out, &dz, Op::N, w, Op::N)))?;
-            Some(Tensor::from_vec(dx, (n, inp), &dev)?)
-        } else {
-            None
-        };
-        Ok((dx, dw, db))
-    }
-}
-
-/// One dense layer of a host MLP: W (out × inp, row-major) and b (out).
-pub(crate) struct HostLayer<'a> {
-    pub(crate) w: &'a [f32],
-    pub(crate) b: &'a [f32],
-    pub(crate) out: usize,
-    pub(crate) inp: usize,
-}
-
-/// ∇_x Σ_i log softmax(f([x_i; e]))[y_i] for the relu MLP `layers` whose first layer takes
-/// [x; e] (x: n × d, e: the embedding row of step t, shared by the batch): n × d.
-///
-/// Forward, then the analytic backward: d logits = onehot(y) − softmax, back through each
-/// layer (dh = dz W, masked where the relu was off), and through the x columns of the
-/// first layer. Since e is the same for every row, the first layer's e columns fold into
-/// a constant c = b₀ + W₀[:, d:] e, computed once: the first layer costs 2·d per unit and
-/// sample instead of 2·(d + E). Rows are independent, so row i is ∇ log p(y_i | x_i).
-///
-/// The first layer (forward and backward) and the last (logits, softmax and the step back
-/// to the last hidden layer) are single passes; the layers between (one, in the notebook's
-/// net) are gemm products. Large batches go piece by piece ([`by_pieces`]).
-pub(crate) fn classifier_input_grad(
+/// Below [`PIECES_FROM`] rows the whole batch at once; from there piece by piece
+/// ([`by_pieces`]), each piece the same kernel, so the same bits as the whole batch.
+pub(crate) fn dense_forward(
     x: &[f32],
     n: usize,
-    d: usize,
-    e: &[f32],
-    layers: &[HostLayer],
-    targets: &[u32],
+    inp: usize,
+    w: &[f32],
+    b: &[f32],
+    act: Act,
 ) -> Vec<f32> {
+    let out = b.len();
+    assert!(x.len() >= n * inp && w.len() >= out * inp);
     if n < PIECES_FROM {
-        return classifier_input_grad_rows(x, n, d, e, layers, targets);
+        let mut y = Vec::new();
+        dense_rows_into(x, n, inp, w, b, act, &mut y);
+        return y;
     }
-    let mut dx = vec![0f32; n * d];
-    by_pieces(n, &mut dx, d, |rows, o| {
-        let g = classifier_input_grad_rows(
-            &x[rows.start * d..rows.end * d],
-            rows.len(),
-            d,
-            e,
-            layers,
-            &targets[rows.clone()],
-        );
-        o.copy_from_slice(&g);
+    let mut y = vec![0f32; n * out];
+    by_pieces(n, &mut y, out, |rows, o| {
+        let mut piece = Vec::new();
+        let xs = &x[rows.start * inp..rows.end * inp];
+        dense_rows_into(xs, rows.len(), inp, w, b, act, &mut piece);
+        o.copy_from_slice(&piece);
+    });
+    y
+}
+
+/// dz = g ⊙ act′(z), from the layer's output y = act(z): for relu z > 0 exactly where
+/// y > 0 (NNlib's convention at z = 0: gradient 0); for the identity dz = g, borrowed.
+pub(crate) fn act_grad<'a>(g: &'a [f32], y: &[f32], act: Act) -> std::borrow::Cow<'a, [f32]> {
+    assert_eq!(g.len(), y.len());
+    match act {
+        Act::Identity => std::borrow::Cow::Borrowed(g),
+        Act::Relu => {
+            let mut dz = Vec::new();
+            masked_where_on(&mut dz, g, y);
+            std::borrow::Cow::Owned(dz)
+        }
+    }
+}
+
+/// db = Σ_rows dz for dz (n × out): the rows added in order.
+pub(crate) fn bias_grad(dz: &[f32], out: usize) -> Vec<f32> {
+    let mut db = vec![0f32; out];
+    if out > 0 {
+        column_sums(&mut db, dz);
+    }
+    db
+}
+
+/// dW (out × inp) = dzᵀ x for dz (n × out) and x (n × inp).
+///
+/// One product summing over the n rows (gemm's k): gemm may thread it (above
+/// [`PARALLEL_MIN_FLOPS`]), splitting the output, never the sum, so the same bits.
+pub(crate) fn weight_grad(dz: &[f32], x: &[f32], n: usize, out: usize, inp: usize) -> Vec<f32> {
+    product_new(out, inp, n, &dz[..n * out], Op::T, &x[..n * inp], Op::N)
+}
+
+/// dx (n × inp) = dz W for dz (n × out) and W (out × inp); by pieces from [`PIECES_FROM`] rows.
+pub(crate) fn input_grad(dz: &[f32], w: &[f32], n: usize, out: usize, inp: usize) -> Vec<f32> {
+    let w = &w[..out * inp];
+    if n < PIECES_FROM {
+        return product_new(n, inp, out, &dz[..n * out], Op::N, w, Op::N);
+    }
+    let mut dx = vec![0f32; n * inp];
+    by_pieces(n, &mut dx, inp, |rows, o| {
+        let g = &dz[rows.start * out..rows.end * out];
+        o.copy_from_slice(&product_new(rows.len(), inp, out, g, Op::N, w, Op::N));
     });
     dx
 }
 
-fn classifier_input_grad_rows(
-    x: &[f32],
-    n: usize,
-    d: usize,
-    e: &[f32],
-    layers: &[HostLayer],
-    targets: &[u32],
-) -> Vec<f32> {
-    let first = &layers[0];
-    let (h0, inp) = (first.out, first.inp);
-    debug_assert_eq!(inp, d + e.len());
-    // c = b0 + W0[:, d:] e, and W0[:, :d] transposed (d × h0) for the products with x.
-    let c: Vec<f32> = (0..h0)
-        .map(|j| {
-            let row = &first.w[j * inp + d..(j + 1) * inp];
-            let dot = row.iter().zip(e).fold(0f32, |acc, (w, e)| acc + w * e);
-            first.b[j] + dot
-        })
-        .collect();
-    let w0x = transpose_cols(first.w, h0, inp, d);
-    // Forward through the hidden layers, keeping each activation for the relu masks.
-    let mut z = take_buf();
-    narrow_dense(&x[..n * d], &w0x, &c, d, true, &mut z);
-    let mut hidden = vec![z];
-    let last = layers.len() - 1;
-    for l in &layers[1..last] {
-        let mut h = take_buf();
-        dense_forward_into(
-            hidden.last().expect("z"),
-            n,
-            l.inp,
-            l.w,
-            l.b,
-            Act::Relu,
-            &mut h,
-        );
-        hidden.push(h);
+/// x, or 0 when |x| is subnormal (below f32::MIN_POSITIVE ≈ 1.2e-38).
+///
+/// The moments of a parameter whose gradient stays 0 (a dead relu unit) decay geometrically
+/// (m by 0.9 a step) and pass through the subnormal range, where x86 arithmetic takes a slow
+/// microcode path: this made the optimiser step 2–3× slower late in the denoiser's training.
+/// Such a moment moves θ by less than 1e-30 · η, so flushing it to zero changes nothing.
+#[inline]
+fn flush_subnormal(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE {
+        0.0
+    } else {
+        x
     }
-    // The last layer: logits, d/d logits = onehot(y) − softmax, and back to the last
-    // hidden layer (masked by its relu).
-    let top = hidden.pop().expect("z");
-    let mut g = take_buf();
-    head_grad(&top, layers[last].w, layers[last].b, targets, &mut g);
-    let mut dh = take_buf();
-    let mut below = top;
-    // The layers between, top down.
-    for i in (1..last).rev() {
-        let l = &layers[i];
-        give_buf(below);
-        below = hidden.pop().expect("one activation per hidden layer");
-        product_to(n, l.inp, l.out, &mut dh, &g, Op::N, l.w, Op::N);
-        mask_where_off(&mut dh, &below);
-        std::mem::swap(&mut g, &mut dh);
-    }
-    give_buf(dh);
-    // Through the x columns of the first layer (g is already masked by its relu).
-    let mut dx = vec![0f32; n * d];
-    skinny_n(&mut dx, &g, &w0x, d, h0);
-    give_buf(below);
-    give_buf(g);
-    dx
 }
 
-/// The first `cols` columns of a row-major (rows × width) matrix, transposed: cols × rows.
-fn transpose_cols(w: &[f32], rows: usize, width: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; cols * rows];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = w[r * width + c];
-        }
-    }
-    t
-}
-
-/// For each row h of `hidden` (width = W's in) and its target y: l = W h + b, p =
-/// softmax(l), g_l = onehot(y) − p, and the row of `dh` = Σ_c g_c W[c, :], zero where
-/// h ≤ 0.
-fn head_grad(hidden: &[f32], w: &[f32], b: &[f32], targets: &[u32], dh: &mut Vec<f32>) {
-    let classes = b.len();
-    let width = w.len() / classes.max(1);
-    let n = hidden.len() / width.max(1);
-    let mut g = take_buf();
-    dense_forward_into(hidden, n, width, w, b, Act::Identity, &mut g);
-    for (row, &y) in g.chunks_exact_mut(classes).zip(targets) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        for (c, v) in row.iter_mut().enumerate() {
-            let p = *v / sum;
-            *v = if c == y as usize { 1.0 - p } else { -p };
-        }
-    }
-    dh.clear();
-    dh.resize(n * width, 0.0);
-    back_rows(dh, &g, w, hidden, classes);
-    give_buf(g);
+/// The f32 constants of one Adam step (computed in f64 by the optimiser, applied in f32).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamConstants {
+    /// β1 and 1 − β1.
+    pub(crate) b1: f32,
+    pub(crate) one_minus_b1: f32,
+    /// β2 and 1 − β2.
+    pub(crate) b2: f32,
+    pub(crate) one_minus_b2: f32,
+    /// 1 / (1 − β1ᵗ) and 1 / (1 − β2ᵗ), the bias corrections of step t.
+    pub(crate) scale_m: f32,
+    pub(crate) scale_v: f32,
+    /// ε and the learning rate η.
+    pub(crate) eps: f32,
+    pub(crate) lr: f32,
 }
 
 multiversion! {
-    /// Each row of dh (zeroed, width = W's in) = Σ_c g[r, c] W[c, :] (FMAs in c order),
-    /// then 0 where the row of h ≤ 0.
-    fn back_rows(dh: &mut [f32], g: &[f32], w: &[f32], h: &[f32], classes: usize) {
-        let width = w.len() / classes.max(1);
-        for ((row, gr), hr) in dh
-            .chunks_exact_mut(width)
-            .zip(g.chunks_exact(classes))
-            .zip(h.chunks_exact(width))
+    /// Adam's update of one parameter, element-wise, in candle `AdamW`'s f32 order (Kingma &
+    /// Ba 2015, Algorithm 1): m ← β1 m + (1 − β1) g; v ← β2 v + (1 − β2) g²;
+    /// θ ← θ − η (m / (1 − β1ᵗ)) / (√(v / (1 − β2ᵗ)) + ε), moments flushed when subnormal.
+    pub(crate) fn adam_update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32], s: AdamConstants) {
+        for (((t, m), v), &g) in theta
+            .iter_mut()
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+            .zip(grad.iter())
         {
-            for (c, &gc) in gr.iter().enumerate() {
-                for (r, &wv) in row.iter_mut().zip(&w[c * width..(c + 1) * width]) {
-                    *r = gc.mul_add(wv, *r);
-                }
-            }
-            for (r, &hv) in row.iter_mut().zip(hr) {
-                if hv <= 0.0 || hv.is_nan() {
-                    *r = 0.0;
-                }
-            }
+            *m = flush_subnormal(*m * s.b1 + g * s.one_minus_b1);
+            *v = flush_subnormal(*v * s.b2 + (g * g) * s.one_minus_b2);
+            let m_hat = *m * s.scale_m;
+            let v_hat = *v * s.scale_v;
+            *t -= (m_hat / (v_hat.sqrt() + s.eps)) * s.lr;
         }
     }
 }
 
-/// True when the fused kernels can take `x`: f32 on the CPU.
-pub(crate) fn fusable(x: &Tensor) -> bool {
-    x.dtype() == DType::F32 && x.device().is_cpu()
+/// mean((p − e)²) over all elements, the squares added in order (Flux's `mse`).
+pub(crate) fn mean_squared_error(p: &[f32], e: &[f32]) -> f32 {
+    assert_eq!(p.len(), e.len());
+    let sum = p.iter().zip(e).fold(0f32, |s, (&p, &e)| {
+        let d = p - e;
+        s + d * d
+    });
+    sum / p.len() as f32
+}
+
+/// d/dp of g · mean((p − e)²) = g · 2 (p − e) / N.
+pub(crate) fn mean_squared_error_grad(p: &[f32], e: &[f32], g: f32) -> Vec<f32> {
+    assert_eq!(p.len(), e.len());
+    let scale = 2.0 * g / p.len() as f32;
+    p.iter().zip(e).map(|(&p, &e)| (p - e) * scale).collect()
+}
+
+/// Σ_i log softmax(z_i)[y_i] over the rows z_i (of `classes` logits) and their targets,
+/// each term z_y − m − ln Σ_c exp(z_c − m) with m the row's max, added in row order; the
+/// softmax of every row, exp(z_c − m) / Σ exp(z − m), goes to `softmax` (for the backward pass).
+pub(crate) fn log_prob_at(
+    z: &[f32],
+    classes: usize,
+    targets: &[u32],
+    softmax: &mut Vec<f32>,
+) -> f32 {
+    softmax.clear();
+    softmax.resize(z.len(), 0.0);
+    let mut total = 0f32;
+    for ((row, p), &y) in z
+        .chunks_exact(classes)
+        .zip(softmax.chunks_exact_mut(classes))
+        .zip(targets)
+    {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for (p, &v) in p.iter_mut().zip(row) {
+            *p = (v - max).exp();
+            sum += *p;
+        }
+        total += row[y as usize] - max - sum.ln();
+        let inv = 1.0 / sum;
+        for p in p.iter_mut() {
+            *p *= inv;
+        }
+    }
+    total
+}
+
+/// d/dz of g · [`log_prob_at`] from its softmax: g (onehot(y_i) − softmax(z_i)) row by row.
+pub(crate) fn log_prob_at_grad(
+    softmax: &[f32],
+    classes: usize,
+    targets: &[u32],
+    g: f32,
+) -> Vec<f32> {
+    let mut dz: Vec<f32> = softmax.iter().map(|&p| -g * p).collect();
+    for (row, &y) in dz.chunks_exact_mut(classes).zip(targets) {
+        row[y as usize] += g;
+    }
+    dz
+}
+
+/// The rows [x_i, table[t_i]] (n × (d + E)) for x (n × d), a table (T × E) and row indices t_i.
+pub(crate) fn concat_rows(x: &[f32], d: usize, table: &[f32], e: usize, index: &[u32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(index.len() * (d + e));
+    for (row, &t) in x.chunks_exact(d.max(1)).zip(index) {
+        out.extend_from_slice(&row[..d]);
+        out.extend_from_slice(&table[t as usize * e..(t as usize + 1) * e]);
+    }
+    out
+}
+
+/// The backward pass of [`concat_rows`] for g (n × (d + E)), each part only when asked:
+/// x's part (n × d), and the table's gradient (rows × E), the e part of each row of g
+/// added to row t_i, in row order.
+pub(crate) fn concat_rows_grad(
+    g: &[f32],
+    (d, e): (usize, usize),
+    index: &[u32],
+    rows: usize,
+    (need_x, need_table): (bool, bool),
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let dx = need_x.then(|| {
+        g.chunks_exact(d + e)
+            .flat_map(|row| &row[..d])
+            .copied()
+            .collect()
+    });
+    let dtable = need_table.then(|| {
+        let mut dtable = vec![0f32; rows * e];
+        for (row, &t) in g.chunks_exact(d + e).zip(index) {
+            let dst = &mut dtable[t as usize * e..(t as usize + 1) * e];
+            for (s, &v) in dst.iter_mut().zip(&row[d..]) {
+                *s += v;
+            }
+        }
+        dtable
+    });
+    (dx, dtable)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Var;
-
-    fn tensor(rows: usize, cols: usize, seed: f32) -> Tensor {
-        let v: Vec<f32> = (0..rows * cols)
-            .map(|i| (i as f32 * 0.7311 + seed).sin() * 1.3)
-            .collect();
-        Tensor::from_vec(v, (rows, cols), &Device::Cpu).unwrap()
-    }
-
-    fn close(a: &Tensor, b: &Tensor) {
-        let (a, b) = (
-            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        );
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(&b) {
-            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
-        }
-    }
-
-    #[test]
-    fn dense_matches_candle_ops_forward_and_backward() {
-        for act in [Act::Identity, Act::Relu] {
-            let x = Var::from_tensor(&tensor(37, 5, 0.3)).unwrap();
-            let w = Var::from_tensor(&tensor(11, 5, 1.1)).unwrap();
-            let b = Var::from_tensor(&tensor(1, 11, 2.0).flatten_all().unwrap()).unwrap();
-            let probe = tensor(37, 11, 4.0);
-            let ours = dense(x.as_tensor(), w.as_tensor(), b.as_tensor(), act).unwrap();
-            let mut theirs = x
-                .as_tensor()
-                .matmul(&w.as_tensor().t().unwrap())
-                .unwrap()
-                .broadcast_add(b.as_tensor())
-                .unwrap();
-            if act == Act::Relu {
-                theirs = theirs.relu().unwrap();
-            }
-            close(&ours, &theirs);
-            let g1 = (ours * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (theirs * &probe)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            for v in [&x, &w, &b] {
-                close(
-                    g1.get(v.as_tensor()).unwrap(),
-                    g2.get(v.as_tensor()).unwrap(),
-                );
-            }
-        }
-    }
 
     #[test]
     fn every_product_kernel_matches_a_naive_product() {
@@ -1418,27 +1131,30 @@ mod tests {
     }
 
     #[test]
-    fn large_batches_in_pieces_match_the_whole_batch() {
+    fn large_batches_in_pieces_match_the_whole_batch_on_any_thread_count() {
         let n = PIECES_FROM + 300;
         let val = |i: usize, s: f32| ((i as f32 * 0.7311 + s).sin()) * 1.3;
-        let shapes = [(128usize, 3usize), (128, 128), (2, 128)];
-        let params: Vec<(Vec<f32>, Vec<f32>)> = shapes
-            .iter()
-            .enumerate()
-            .map(|(i, &(o, k))| {
-                let w = (0..o * k).map(|j| val(j, i as f32) * 0.2).collect();
-                let b = (0..o).map(|j| val(j, 9.0 + i as f32) * 0.1).collect();
-                (w, b)
-            })
-            .collect();
-        let layers: Vec<HostLayer> = shapes
-            .iter()
-            .zip(&params)
-            .map(|(&(out, inp), (w, b))| HostLayer { w, b, out, inp })
-            .collect();
-        let x: Vec<f32> = (0..n * 3).map(|i| val(i, 0.5)).collect();
-        // Pieces of 256 rows give exactly the rows of one whole-batch pass.
-        assert_eq!(mlp_infer(&x, n, &layers), mlp_infer_rows(&x, n, &layers));
+        // (out, inp): the narrow kernel, gemm, and the skinny-output kernel.
+        for (out, inp) in [(128usize, 3usize), (128, 128), (2, 128)] {
+            let w: Vec<f32> = (0..out * inp).map(|j| val(j, 1.0) * 0.2).collect();
+            let b: Vec<f32> = (0..out).map(|j| val(j, 9.0) * 0.1).collect();
+            let x: Vec<f32> = (0..n * inp).map(|i| val(i, 0.5)).collect();
+            let g: Vec<f32> = (0..n * out).map(|i| val(i, 2.5)).collect();
+            let mut whole = Vec::new();
+            dense_rows_into(&x, n, inp, &w, &b, Act::Relu, &mut whole);
+            let whole_dx = product_new(n, inp, out, &g, Op::N, &w, Op::N);
+            for threads in [1, 2, 3] {
+                let (y, dx) = with_piece_threads(threads, || {
+                    (
+                        dense_forward(&x, n, inp, &w, &b, Act::Relu),
+                        input_grad(&g, &w, n, out, inp),
+                    )
+                });
+                // Pieces of 512 rows give exactly the rows of one whole-batch pass.
+                assert_eq!(y, whole, "({out}, {inp}), {threads} threads");
+                assert_eq!(dx, whole_dx, "({out}, {inp}), {threads} threads");
+            }
+        }
     }
 
     #[test]
@@ -1475,43 +1191,30 @@ mod tests {
     }
 
     #[test]
-    fn untracked_input_gets_no_gradient_and_threads_do_not_change_bits() {
-        let x = tensor(600, 128, 0.1);
-        let w = Var::from_tensor(&tensor(128, 128, 0.2)).unwrap();
-        let b = Var::from_tensor(&tensor(1, 128, 0.5).flatten_all().unwrap()).unwrap();
-        let y = dense(&x, w.as_tensor(), b.as_tensor(), Act::Relu).unwrap();
-        let g = y.sum_all().unwrap().backward().unwrap();
-        assert!(g.get(&x).is_none());
-        assert!(g.get(w.as_tensor()).is_some() && g.get(b.as_tensor()).is_some());
-        // gemm on 1 and 2 threads (what products above PARALLEL_MIN_FLOPS get): the same bits.
-        let (xs, ws) = (
-            x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            w.as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap(),
-        );
-        let bs = vec![0.25f32; 128];
+    fn gemm_on_one_and_two_threads_gives_the_same_bits() {
+        // Above PARALLEL_MIN_FLOPS gemm splits the output among threads: the same bits.
+        let (m, n, k) = (600, 128, 512);
+        let val = |i: usize, s: f32| ((i as f32 * 0.7311 + s).sin()) * 1.3;
+        let a: Vec<f32> = (0..m * k).map(|i| val(i, 0.1)).collect();
+        let b: Vec<f32> = (0..n * k).map(|i| val(i, 0.2)).collect();
+        assert!(m * n * k >= PARALLEL_MIN_FLOPS);
         let run = |threads: usize| {
-            let mut c = vec![0f32; 600 * 128];
-            c.iter_mut()
-                .zip(bs.iter().cycle())
-                .for_each(|(c, b)| *c = *b);
+            let mut c = vec![0.25f32; m * n];
+            // SAFETY: c holds m·n values, a m·k and b n·k (read transposed); no overlap.
             unsafe {
                 gemm::gemm(
-                    600,
-                    128,
-                    128,
+                    m,
+                    n,
+                    k,
                     c.as_mut_ptr(),
                     1,
-                    128,
+                    n as isize,
                     true,
-                    xs.as_ptr(),
+                    a.as_ptr(),
                     1,
-                    128,
-                    ws.as_ptr(),
-                    128,
+                    k as isize,
+                    b.as_ptr(),
+                    k as isize,
                     1,
                     1.0,
                     1.0,
@@ -1528,7 +1231,5 @@ mod tests {
             c
         };
         assert_eq!(run(1), run(2));
-        let fused = dense_forward(&xs, 600, 128, &ws, &bs, Act::Identity);
-        assert_eq!(fused, run(1));
     }
 }
