@@ -23,7 +23,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // Threads follow the problem size (models::fused): batches up to 2,047 rows run
+    // Threads follow the problem size (the models kernels): batches up to 2,047 rows run
     // on one thread (a second one did not pay there), larger ones share their pieces
     // among every core, or RAYON_NUM_THREADS of them when it is set. The numbers and
     // files are the same bits whatever the thread count.
