@@ -955,9 +955,11 @@ pub(crate) fn log_prob_at_grad(
     dz
 }
 
-/// The rows [x_i, table[t_i]] (n × (d + E)) for x (n × d), a table (T × E) and row indices t_i.
+/// The rows [x_i, table[t_i]] (n × (d + E)) for x (n × d), a table (T × E) and row
+/// indices t_i, in a buffer from the pool.
 pub(crate) fn concat_rows(x: &[f32], d: usize, table: &[f32], e: usize, index: &[u32]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(index.len() * (d + e));
+    let mut out = pooled();
+    out.reserve(index.len() * (d + e));
     for (row, &t) in x.chunks_exact(d.max(1)).zip(index) {
         out.extend_from_slice(&row[..d]);
         out.extend_from_slice(&table[t as usize * e..(t as usize + 1) * e]);
@@ -966,32 +968,29 @@ pub(crate) fn concat_rows(x: &[f32], d: usize, table: &[f32], e: usize, index: &
 }
 
 /// The backward pass of [`concat_rows`] for g (n × (d + E)), each part only when asked:
-/// x's part (n × d), and the table's gradient (rows × E), the e part of each row of g
-/// added to row t_i, in row order.
+/// x's part (n × d) returned, and the table's gradient added into `dtable` (rows × E): the
+/// e part of each row of g added to row t_i, in row order.
 pub(crate) fn concat_rows_grad(
     g: &[f32],
     (d, e): (usize, usize),
     index: &[u32],
-    rows: usize,
-    (need_x, need_table): (bool, bool),
-) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-    let dx = need_x.then(|| {
-        g.chunks_exact(d + e)
-            .flat_map(|row| &row[..d])
-            .copied()
-            .collect()
-    });
-    let dtable = need_table.then(|| {
-        let mut dtable = vec![0f32; rows * e];
+    need_x: bool,
+    dtable: Option<&mut [f32]>,
+) -> Option<Vec<f32>> {
+    if let Some(dtable) = dtable {
         for (row, &t) in g.chunks_exact(d + e).zip(index) {
             let dst = &mut dtable[t as usize * e..(t as usize + 1) * e];
             for (s, &v) in dst.iter_mut().zip(&row[d..]) {
                 *s += v;
             }
         }
-        dtable
-    });
-    (dx, dtable)
+    }
+    need_x.then(|| {
+        g.chunks_exact(d + e)
+            .flat_map(|row| &row[..d])
+            .copied()
+            .collect()
+    })
 }
 
 /// The nonlinearity after every hidden layer of a whole net ([`mlp_forward`]).
@@ -1228,9 +1227,9 @@ fn silu_grad_in_place(g: &mut [f32], z: &[f32], h: &[f32]) {
     }
 }
 
-/// The first layer's input gradient dx = dz_0 W_0 as a new vector (n × inp).
+/// The first layer's input gradient dx = dz_0 W_0 (n × inp), in a buffer from the pool.
 pub(crate) fn first_input_grad(dz: &[f32], layer: Layer<'_>, n: usize) -> Vec<f32> {
-    let mut dx = Vec::new();
+    let mut dx = pooled();
     input_grad_into(dz, layer.w, n, layer.out(), layer.inp, &mut dx);
     dx
 }

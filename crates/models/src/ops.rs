@@ -439,16 +439,14 @@ impl NetOp {
                     kernels::layer_param_grads(&dz, &input, n, first.inp, (dw, db));
                 }
                 let dinput = kernels::first_input_grad(&dz, first, n);
-                let (dx, dtable) = kernels::concat_rows_grad(
+                let dx = kernels::concat_rows_grad(
                     &dinput,
                     (e.dim, e.width),
                     index.unwrap_or(&[]),
-                    e.rows,
-                    (need_x, need_p),
+                    need_x,
+                    need_p.then_some(table_grad),
                 );
-                if let Some(dtable) = dtable {
-                    table_grad.copy_from_slice(&dtable);
-                }
+                kernels::recycle(dinput);
                 dx
             }
         };
