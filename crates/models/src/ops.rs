@@ -214,9 +214,13 @@ pub(crate) fn classifier_mlp(
 /// packed parameters, the data width `dim`, and whether one step is shared by the batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Embedding {
+    /// d, the width of x.
     pub(crate) dim: usize,
+    /// T, the table's rows (one a step).
     pub(crate) rows: usize,
+    /// E, the table's width.
     pub(crate) width: usize,
+    /// One step for the whole batch (the index tensor holds one value) instead of one a row.
     pub(crate) shared: bool,
 }
 
