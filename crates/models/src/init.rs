@@ -10,7 +10,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 
 use crate::error::Result;
-use crate::nets::{ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet, Dense, DEVICE};
+use crate::nets::{ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet, DEVICE};
 
 /// Glorot (Xavier) uniform values for an (out, in) weight: U(−√(6/(in+out)), √(6/(in+out))), Flux's `glorot_uniform`.
 pub fn glorot_uniform<R: Rng + ?Sized>(out: usize, inp: usize, rng: &mut R) -> Vec<f32> {
@@ -24,60 +24,50 @@ pub fn standard_normal<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Vec<f32> {
     (0..n).map(|_| StandardNormal.sample(rng)).collect()
 }
 
-fn var(values: Vec<f32>, shape: &[usize]) -> Result<Var> {
-    Ok(Var::from_tensor(&Tensor::from_vec(
-        values, shape, &DEVICE,
-    )?)?)
-}
-
-/// Glorot-uniform weights and zero biases for the given `(out, in)` shapes; the layers and their `Var`s.
-fn init_layers<R: Rng + ?Sized>(
-    shapes: &[(usize, usize)],
-    rng: &mut R,
-) -> Result<(Vec<Dense>, Vec<Var>)> {
-    let mut layers = Vec::with_capacity(shapes.len());
-    let mut vars = Vec::with_capacity(2 * shapes.len());
+/// Glorot-uniform weights and zero biases for the given `(out, in)` shapes, appended to
+/// `values` in packing order (layer by layer, W then b).
+fn init_layers<R: Rng + ?Sized>(shapes: &[(usize, usize)], rng: &mut R, values: &mut Vec<f32>) {
     for &(out, inp) in shapes {
-        let w = var(glorot_uniform(out, inp, rng), &[out, inp])?;
-        let b = var(vec![0.0; out], &[out])?;
-        layers.push(Dense {
-            weight: w.as_tensor().clone(),
-            bias: b.as_tensor().clone(),
-        });
-        vars.push(w);
-        vars.push(b);
+        values.extend(glorot_uniform(out, inp, rng));
+        values.extend(std::iter::repeat_n(0.0, out));
     }
-    Ok((layers, vars))
 }
 
 /// A freshly initialised trainable denoiser and its parameters as `Var`s (for an optimiser), drawn from `rng`.
 ///
-/// The net's tensors are the `Var`s themselves, so optimiser updates show through it;
-/// [`DenoiserNet::detached`] gives the same net without `Var`s.
+/// The parameters are one packed `Var` (every layer's W then b) and the net computes on
+/// it, so optimiser updates show through it; [`DenoiserNet::detached`] gives the same net
+/// without `Var`s.
 pub fn init_denoiser<R: Rng + ?Sized>(
     config: &DenoiserConfig,
     rng: &mut R,
 ) -> Result<(DenoiserNet, Vec<Var>)> {
     config.validate()?;
-    let (layers, vars) = init_layers(&config.layer_shapes(), rng)?;
-    Ok((DenoiserNet::from_layers(config.clone(), layers)?, vars))
+    let mut values = Vec::with_capacity(DenoiserNet::packing(config).len());
+    init_layers(&config.layer_shapes(), rng, &mut values);
+    let n = values.len();
+    let params = Var::from_tensor(&Tensor::from_vec(values, n, &DEVICE)?)?;
+    let net = DenoiserNet::from_params(config.clone(), params.as_tensor().clone())?;
+    Ok((net, vec![params]))
 }
 
 /// A freshly initialised trainable classifier (embedding N(0,1), Glorot layers, zero biases) and its `Var`s.
 ///
-/// The embedding `Var` comes first in the returned list, then the layers input to output.
+/// The parameters are one packed `Var`: the embedding table first, then the layers input
+/// to output (drawn in that order).
 pub fn init_classifier<R: Rng + ?Sized>(
     config: &ClassifierConfig,
     rng: &mut R,
 ) -> Result<(ClassifierNet, Vec<Var>)> {
     config.validate()?;
     let (t, e) = (config.num_steps, config.embed_dim);
-    let emb = var(standard_normal(t * e, rng), &[t, e])?;
-    let (layers, layer_vars) = init_layers(&config.layer_shapes(), rng)?;
-    let net = ClassifierNet::from_parts(config.clone(), emb.as_tensor().clone(), layers)?;
-    let mut vars = vec![emb];
-    vars.extend(layer_vars);
-    Ok((net, vars))
+    let mut values = Vec::with_capacity(ClassifierNet::packing(config).len());
+    values.extend(standard_normal(t * e, rng));
+    init_layers(&config.layer_shapes(), rng, &mut values);
+    let n = values.len();
+    let params = Var::from_tensor(&Tensor::from_vec(values, n, &DEVICE)?)?;
+    let net = ClassifierNet::from_params(config.clone(), params.as_tensor().clone())?;
+    Ok((net, vec![params]))
 }
 
 #[cfg(test)]
@@ -101,10 +91,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(0);
         let (d, dv) = init_denoiser(&DenoiserConfig::default(), &mut rng).unwrap();
         assert_eq!(d.num_parameters(), 17_282);
-        assert_eq!(dv.len(), 6);
+        assert_eq!(dv.len(), 1);
         let (c, cv) = init_classifier(&ClassifierConfig::default(), &mut rng).unwrap();
         assert_eq!(c.num_parameters(), 20_386);
-        assert_eq!(cv.len(), 7);
+        assert_eq!(cv.len(), 1);
         // Biases start at zero (Flux's `zeros32`).
         for (name, t) in d.named_tensors() {
             if name.ends_with("bias") {

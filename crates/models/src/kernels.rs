@@ -2,9 +2,11 @@
 //!
 //! All matrices are row-major f32 slices. What is here:
 //!
-//! - [`dense_forward`]: y = act(x Wᵀ + b) for a batch x (n × in) and W (out × in).
-//! - [`act_grad`], [`bias_grad`], [`weight_grad`], [`input_grad`]: the pieces
-//!   of that layer's backward pass (dz = g ⊙ act′, db = Σ_rows dz, dW = dzᵀ x, dx = dz W).
+//! - [`mlp_forward`], [`mlp_backward`]: a whole net (every layer act(h Wᵀ + b), relu or
+//!   silu between them) and its backward pass from the activations it kept ([`Trace`],
+//!   buffers reused through a per-thread pool); [`layer_param_grads`] and
+//!   [`first_input_grad`] for the first layer, whose input the caller owns;
+//!   [`dense_forward`] for one layer (the classifier's folded embedding).
 //! - [`log_prob_at`], [`log_prob_at_grad`]: Σ_i log softmax(z_i)\[y_i\] and its gradient;
 //!   [`mean_squared_error`], [`mean_squared_error_grad`]; [`concat_rows`],
 //!   [`concat_rows_grad`]: the classifier's input [x, emb(t)] (plain loops, no SIMD).
@@ -96,16 +98,6 @@ multiversion! {
         for v in y.iter_mut() {
             *v = v.max(0.0);
         }
-    }
-}
-
-multiversion! {
-    /// dz = g where a > 0, else 0 (NaN too): the relu mask of the layer whose output is a,
-    /// written in one pass into dz (cleared first).
-    fn masked_where_on(dz: &mut Vec<f32>, g: &[f32], a: &[f32]) {
-        dz.clear();
-        // `a > 0.0` is false for NaN too, which is what masks it.
-        dz.extend(g.iter().zip(a).map(|(&g, &a)| if a > 0.0 { g } else { 0.0 }));
     }
 }
 
@@ -548,6 +540,7 @@ fn product_to(
 }
 
 /// A new m × n vector holding op(a) · op(b).
+#[cfg(test)]
 fn product_new(m: usize, n: usize, k: usize, a: &[f32], op_a: Op, b: &[f32], op_b: Op) -> Vec<f32> {
     let mut c = Vec::new();
     product_to(m, n, k, &mut c, a, op_a, b, op_b);
@@ -832,39 +825,9 @@ pub(crate) fn dense_forward(
     y
 }
 
-/// dz = g ⊙ act′(z), from the layer's output y = act(z): for relu z > 0 exactly where
-/// y > 0 (NNlib's convention at z = 0: gradient 0); for the identity dz = g, borrowed.
-pub(crate) fn act_grad<'a>(g: &'a [f32], y: &[f32], act: Act) -> std::borrow::Cow<'a, [f32]> {
-    assert_eq!(g.len(), y.len());
-    match act {
-        Act::Identity => std::borrow::Cow::Borrowed(g),
-        Act::Relu => {
-            let mut dz = Vec::new();
-            masked_where_on(&mut dz, g, y);
-            std::borrow::Cow::Owned(dz)
-        }
-    }
-}
-
-/// db = Σ_rows dz for dz (n × out): the rows added in order.
-pub(crate) fn bias_grad(dz: &[f32], out: usize) -> Vec<f32> {
-    let mut db = vec![0f32; out];
-    if out > 0 {
-        column_sums(&mut db, dz);
-    }
-    db
-}
-
-/// dW (out × inp) = dzᵀ x for dz (n × out) and x (n × inp).
-///
-/// One product summing over the n rows (gemm's k): gemm may thread it (above
-/// [`PARALLEL_MIN_FLOPS`]), splitting the output, never the sum, so the same bits.
-pub(crate) fn weight_grad(dz: &[f32], x: &[f32], n: usize, out: usize, inp: usize) -> Vec<f32> {
-    product_new(out, inp, n, &dz[..n * out], Op::T, &x[..n * inp], Op::N)
-}
-
 /// dx (n × inp) = dz W for dz (n × out) and W (out × inp); by pieces from [`PIECES_FROM`] rows.
-pub(crate) fn input_grad(dz: &[f32], w: &[f32], n: usize, out: usize, inp: usize) -> Vec<f32> {
+#[cfg(test)]
+fn input_grad(dz: &[f32], w: &[f32], n: usize, out: usize, inp: usize) -> Vec<f32> {
     let w = &w[..out * inp];
     if n < PIECES_FROM {
         return product_new(n, inp, out, &dz[..n * out], Op::N, w, Op::N);
@@ -992,9 +955,11 @@ pub(crate) fn log_prob_at_grad(
     dz
 }
 
-/// The rows [x_i, table[t_i]] (n × (d + E)) for x (n × d), a table (T × E) and row indices t_i.
+/// The rows [x_i, table[t_i]] (n × (d + E)) for x (n × d), a table (T × E) and row
+/// indices t_i, in a buffer from the pool.
 pub(crate) fn concat_rows(x: &[f32], d: usize, table: &[f32], e: usize, index: &[u32]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(index.len() * (d + e));
+    let mut out = pooled();
+    out.reserve(index.len() * (d + e));
     for (row, &t) in x.chunks_exact(d.max(1)).zip(index) {
         out.extend_from_slice(&row[..d]);
         out.extend_from_slice(&table[t as usize * e..(t as usize + 1) * e]);
@@ -1003,32 +968,270 @@ pub(crate) fn concat_rows(x: &[f32], d: usize, table: &[f32], e: usize, index: &
 }
 
 /// The backward pass of [`concat_rows`] for g (n × (d + E)), each part only when asked:
-/// x's part (n × d), and the table's gradient (rows × E), the e part of each row of g
-/// added to row t_i, in row order.
+/// x's part (n × d) returned, and the table's gradient added into `dtable` (rows × E): the
+/// e part of each row of g added to row t_i, in row order.
 pub(crate) fn concat_rows_grad(
     g: &[f32],
     (d, e): (usize, usize),
     index: &[u32],
-    rows: usize,
-    (need_x, need_table): (bool, bool),
-) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-    let dx = need_x.then(|| {
-        g.chunks_exact(d + e)
-            .flat_map(|row| &row[..d])
-            .copied()
-            .collect()
-    });
-    let dtable = need_table.then(|| {
-        let mut dtable = vec![0f32; rows * e];
+    need_x: bool,
+    dtable: Option<&mut [f32]>,
+) -> Option<Vec<f32>> {
+    if let Some(dtable) = dtable {
         for (row, &t) in g.chunks_exact(d + e).zip(index) {
             let dst = &mut dtable[t as usize * e..(t as usize + 1) * e];
             for (s, &v) in dst.iter_mut().zip(&row[d..]) {
                 *s += v;
             }
         }
-        dtable
+    }
+    need_x.then(|| {
+        g.chunks_exact(d + e)
+            .flat_map(|row| &row[..d])
+            .copied()
+            .collect()
+    })
+}
+
+/// The nonlinearity after every hidden layer of a whole net ([`mlp_forward`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hidden {
+    /// max(z, 0), as candle's relu.
+    Relu,
+    /// silu(z) = z / (1 + e^(−z)), as candle's silu (the same f32 expression).
+    Silu,
+}
+
+/// One dense layer of a whole net: W (out × inp, row-major) and b (out,), slices of the
+/// net's packed parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layer<'a> {
+    /// W, out × inp.
+    pub(crate) w: &'a [f32],
+    /// b, out values.
+    pub(crate) b: &'a [f32],
+    /// The layer's input width.
+    pub(crate) inp: usize,
+}
+
+impl Layer<'_> {
+    fn out(&self) -> usize {
+        self.b.len()
+    }
+}
+
+thread_local! {
+    /// Buffers of finished passes, handed to the next one: a training step's activations
+    /// land in memory the previous step just used (hot in cache, no page faults).
+    static POOL: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most buffers the pool keeps per thread (a net's activations and gradients need ≤ 12).
+const POOL_BUFFERS: usize = 16;
+
+/// An empty buffer, from the pool when it has one.
+pub(crate) fn pooled() -> Vec<f32> {
+    POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Hands a buffer back to this thread's pool.
+pub(crate) fn recycle(mut v: Vec<f32>) {
+    v.clear();
+    if v.capacity() > 0 {
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_BUFFERS {
+                p.push(v);
+            }
+        });
+    }
+}
+
+/// What a whole net's forward pass keeps for its backward pass: per hidden layer its
+/// output h (and, for silu, its pre-activation z). Dropping it hands the buffers back to
+/// the pool.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    h: Vec<Vec<f32>>,
+    z: Vec<Vec<f32>>,
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        for v in self.h.drain(..).chain(self.z.drain(..)) {
+            recycle(v);
+        }
+    }
+}
+
+impl Trace {
+    /// The output of hidden layer l (the input of layer l + 1).
+    fn hidden(&self, l: usize) -> &[f32] {
+        &self.h[l]
+    }
+}
+
+/// act(x Wᵀ + b) into `y` (cleared first, its allocation reused): the whole batch at once
+/// below [`PIECES_FROM`] rows, else piece by piece ([`by_pieces`]), the same bits.
+fn dense_into(x: &[f32], n: usize, layer: Layer<'_>, act: Act, y: &mut Vec<f32>) {
+    let (inp, out) = (layer.inp, layer.out());
+    assert!(x.len() >= n * inp && layer.w.len() >= out * inp);
+    if n < PIECES_FROM {
+        return dense_rows_into(x, n, inp, layer.w, layer.b, act, y);
+    }
+    y.clear();
+    y.resize(n * out, 0.0);
+    by_pieces(n, y, out, |rows, o| {
+        let mut piece = pooled();
+        let xs = &x[rows.start * inp..rows.end * inp];
+        dense_rows_into(xs, rows.len(), inp, layer.w, layer.b, act, &mut piece);
+        o.copy_from_slice(&piece);
+        recycle(piece);
     });
-    (dx, dtable)
+}
+
+/// h = silu(z) = z / (1 + e^(−z)) element-wise into `h` (cleared first), candle's expression.
+fn silu_into(z: &[f32], h: &mut Vec<f32>) {
+    h.clear();
+    h.extend(z.iter().map(|&v| v / (1.0 + (-v).exp())));
+}
+
+/// The whole net's output (n × out of the last layer) for x (n × inp of the first):
+/// every layer act(h Wᵀ + b), the hidden nonlinearity after all but the last.
+///
+/// With a `trace`, the hidden layers' outputs (and silu's pre-activations) are kept
+/// there for [`mlp_backward`]; without, they go back to the pool at once.
+pub(crate) fn mlp_forward(
+    x: &[f32],
+    n: usize,
+    layers: &[Layer<'_>],
+    hidden: Hidden,
+    trace: Option<&mut Trace>,
+) -> Vec<f32> {
+    let mut local = Trace::default();
+    let trace = trace.unwrap_or(&mut local);
+    let last = layers.len() - 1;
+    for (l, &layer) in layers[..last].iter().enumerate() {
+        let input = if l == 0 { x } else { trace.hidden(l - 1) };
+        let mut h = pooled();
+        match hidden {
+            Hidden::Relu => dense_into(input, n, layer, Act::Relu, &mut h),
+            Hidden::Silu => {
+                let mut z = pooled();
+                dense_into(input, n, layer, Act::Identity, &mut z);
+                silu_into(&z, &mut h);
+                trace.z.push(z);
+            }
+        }
+        trace.h.push(h);
+    }
+    let input = if last == 0 { x } else { trace.hidden(last - 1) };
+    let mut y = Vec::new();
+    dense_into(input, n, layers[last], Act::Identity, &mut y);
+    y
+}
+
+/// dx (n × inp) = dz W into `dx` (cleared first), by pieces from [`PIECES_FROM`] rows.
+fn input_grad_into(dz: &[f32], w: &[f32], n: usize, out: usize, inp: usize, dx: &mut Vec<f32>) {
+    let w = &w[..out * inp];
+    if n < PIECES_FROM {
+        return product_to(n, inp, out, dx, &dz[..n * out], Op::N, w, Op::N);
+    }
+    dx.clear();
+    dx.resize(n * inp, 0.0);
+    by_pieces(n, dx, inp, |rows, o| {
+        let g = &dz[rows.start * out..rows.end * out];
+        let mut piece = pooled();
+        product_to(rows.len(), inp, out, &mut piece, g, Op::N, w, Op::N);
+        o.copy_from_slice(&piece);
+        recycle(piece);
+    });
+}
+
+/// dW = dzᵀ x into `dw` (out × inp) and db = Σ_rows dz into `db` (out,): the same
+/// products and sums as the per-layer backward pass had (dzᵀ x summing over the rows
+/// in gemm's k, never split across threads; the rows added in order).
+pub(crate) fn layer_param_grads(
+    dz: &[f32],
+    x: &[f32],
+    n: usize,
+    inp: usize,
+    (dw, db): (&mut [f32], &mut [f32]),
+) {
+    let out = db.len();
+    product(
+        out,
+        inp,
+        n,
+        dw,
+        false,
+        &dz[..n * out],
+        Op::T,
+        &x[..n * inp],
+        Op::N,
+    );
+    if out > 0 {
+        column_sums(db, dz);
+    }
+}
+
+/// The backward pass of [`mlp_forward`] down to the first layer's pre-activation: from
+/// g = ∂L/∂y (n × out of the last layer), dz_l = (dz_{l+1} W_{l+1}) ⊙ act′(z_l) layer by
+/// layer; for every layer l ≥ 1, dW_l = dz_lᵀ h_{l−1} and db_l = Σ_rows dz_l are written to
+/// `grads[l − 1]` when given. Returns dz_0 (n × out of the first layer), from which the
+/// caller computes the first layer's gradients (its input is the caller's).
+pub(crate) fn mlp_backward(
+    g: &[f32],
+    n: usize,
+    layers: &[Layer<'_>],
+    hidden: Hidden,
+    trace: &Trace,
+    mut grads: Option<&mut [(&mut [f32], &mut [f32])]>,
+) -> Vec<f32> {
+    let last = layers.len() - 1;
+    let mut dz = pooled();
+    dz.extend_from_slice(&g[..n * layers[last].out()]);
+    for l in (1..=last).rev() {
+        let layer = layers[l];
+        if let Some(grads) = grads.as_deref_mut() {
+            let (dw, db) = &mut grads[l - 1];
+            layer_param_grads(&dz, trace.hidden(l - 1), n, layer.inp, (dw, db));
+        }
+        let mut dh = pooled();
+        input_grad_into(&dz, layer.w, n, layer.out(), layer.inp, &mut dh);
+        recycle(std::mem::replace(&mut dz, dh));
+        match hidden {
+            Hidden::Relu => relu_mask_in_place(&mut dz, trace.hidden(l - 1)),
+            Hidden::Silu => silu_grad_in_place(&mut dz, &trace.z[l - 1], trace.hidden(l - 1)),
+        }
+    }
+    dz
+}
+
+multiversion! {
+    /// g = 0 where a ≤ 0 (NaN too), in place: the relu mask of the layer whose output is a.
+    fn relu_mask_in_place(g: &mut [f32], a: &[f32]) {
+        for (g, &a) in g.iter_mut().zip(a) {
+            // `a > 0.0` is false for NaN too, which is what masks it.
+            *g = if a > 0.0 { *g } else { 0.0 };
+        }
+    }
+}
+
+/// g ⊙ silu′(z) in place, with silu′(z) = σ(z)(1 − h) + h for h = silu(z): candle's
+/// backward expression for silu.
+fn silu_grad_in_place(g: &mut [f32], z: &[f32], h: &[f32]) {
+    for ((g, &z), &h) in g.iter_mut().zip(z).zip(h) {
+        let s = 1.0 / ((-z).exp() + 1.0);
+        *g *= s * (1.0 - h) + h;
+    }
+}
+
+/// The first layer's input gradient dx = dz_0 W_0 (n × inp), in a buffer from the pool.
+pub(crate) fn first_input_grad(dz: &[f32], layer: Layer<'_>, n: usize) -> Vec<f32> {
+    let mut dx = pooled();
+    input_grad_into(dz, layer.w, n, layer.out(), layer.inp, &mut dx);
+    dx
 }
 
 #[cfg(test)]

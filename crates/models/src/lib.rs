@@ -21,12 +21,14 @@
 //!
 //! Each net has one forward pass, and candle's autograd differentiates it everywhere:
 //!
-//! - Forward: one candle custom op per dense layer, y = act(x Wᵀ + b) (relu inside the
-//!   op; silu as candle's `silu` after it). Inference ([`NoisePredictor::predict_noise`],
+//! - Forward: one candle custom op per net (every layer y = act(x Wᵀ + b), relu or silu
+//!   inside the op), on the net's parameters packed into one tensor (one `Var` when
+//!   trainable; the checkpoint's named tensors are views into it). Inference ([`NoisePredictor::predict_noise`],
 //!   [`ClassifierNet::logits`]) runs the same ops on plain tensors, so no graph is kept.
 //! - Training: the loss is a candle tensor (the mean squared error, or the cross-entropy
 //!   −(1/b) Σ log softmax(z)\[y\], each one fused op), `loss.backward()` runs each op's
-//!   backward pass, and Adam updates the `Var`s from the resulting gradients.
+//!   backward pass (the net's from the activations its forward pass kept), and Adam
+//!   updates the packed `Var` from the resulting gradient.
 //! - Guidance ([`NoisyClassifier::grad_log_prob`]): x_t becomes a `Var`, Σ_i log p(y_i |
 //!   x_i, t) is one scalar, and one `backward()` gives every row's gradient. The
 //!   shared-step logits fold the embedding of t into the first layer's bias (the same

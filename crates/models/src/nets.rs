@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 
 use crate::error::{ModelError, Result};
-use crate::ops::Act;
+use crate::ops::{Embedding, Hidden, Packing};
 use crate::traits::{NoisePredictor, NoisyClassifier};
 
 /// The nonlinearity between hidden layers.
@@ -246,48 +246,44 @@ pub(crate) struct Dense {
     pub(crate) bias: Tensor,
 }
 
-impl Dense {
-    fn detached(&self) -> Self {
-        Self {
-            weight: self.weight.detach(),
-            bias: self.bias.detach(),
+impl Activation {
+    /// The kernels' name of the nonlinearity.
+    pub(crate) fn hidden(self) -> Hidden {
+        match self {
+            Activation::Relu => Hidden::Relu,
+            Activation::Silu => Hidden::Silu,
         }
-    }
-
-    fn num_parameters(&self) -> usize {
-        self.weight.elem_count() + self.bias.elem_count()
     }
 }
 
-/// MLP forward: the activation after every layer but the last, one fused dense op per
-/// layer (`ops::dense`, relu inside the op; silu as candle's op after it), so candle's
-/// autograd differentiates it like any other op.
-///
-/// `first` replaces the first layer's (W, b) when given: the classifier's shared-step
-/// forward folds the embedding into the first layer's bias (see [`ClassifierNet::logits`]).
-fn mlp_forward(
-    layers: &[Dense],
-    first: Option<(&Tensor, &Tensor)>,
-    activation: Activation,
-    input: &Tensor,
-) -> candle_core::Result<Tensor> {
-    let last = layers.len() - 1;
-    let mut h = input.clone();
-    for (i, layer) in layers.iter().enumerate() {
-        let act = match activation {
-            Activation::Relu if i < last => Act::Relu,
-            _ => Act::Identity,
-        };
-        let (w, b) = match first {
-            Some(wb) if i == 0 => wb,
-            _ => (&layer.weight, &layer.bias),
-        };
-        h = crate::ops::dense(&h, w, b, act)?;
-        if i < last && activation == Activation::Silu {
-            h = h.silu()?;
-        }
+/// The values of `layers` (after `prefix`, the embedding table) in packing order: layer
+/// by layer, W (row-major) then b.
+fn pack(prefix: Option<&Tensor>, layers: &[Dense]) -> candle_core::Result<Tensor> {
+    let mut parts: Vec<Tensor> = prefix
+        .map(|t| t.flatten_all())
+        .into_iter()
+        .collect::<candle_core::Result<_>>()?;
+    for l in layers {
+        parts.push(l.weight.flatten_all()?);
+        parts.push(l.bias.flatten_all()?);
     }
-    Ok(h)
+    Tensor::cat(&parts, 0)?.contiguous()
+}
+
+/// Views (no copy, not tracked) of the layers inside the packed parameters.
+fn unpack_layers(params: &Tensor, packing: &Packing) -> candle_core::Result<Vec<Dense>> {
+    let plain = params.detach();
+    packing
+        .shapes
+        .iter()
+        .zip(packing.offsets())
+        .map(|(&(o, i), (w, b))| {
+            Ok(Dense {
+                weight: plain.narrow(0, w, o * i)?.reshape((o, i))?,
+                bias: plain.narrow(0, b, o)?,
+            })
+        })
+        .collect()
 }
 
 fn check_step(t: usize, num_steps: usize) -> candle_core::Result<()> {
@@ -305,18 +301,53 @@ fn check_batch(x_t: &Tensor, dim: usize) -> candle_core::Result<usize> {
 }
 
 /// The noise predictor ε_θ(x_t, t): an MLP on [x_t; t/T] (checkpoint names `denoiser.layers.{i}.weight|bias`).
+///
+/// Its parameters live in one packed tensor (every layer's W then b, input to output: one
+/// `Var` when trainable); the layers' tensors are views into it.
 #[derive(Debug, Clone)]
 pub struct DenoiserNet {
     config: DenoiserConfig,
+    params: Tensor,
+    packing: Packing,
     layers: Vec<Dense>,
 }
 
 impl DenoiserNet {
-    /// Builds the net from its layers' tensors, checked against the configuration's shapes.
+    /// Builds the net from its layers' tensors, checked against the configuration's shapes
+    /// (copied into one packed tensor).
     pub(crate) fn from_layers(config: DenoiserConfig, layers: Vec<Dense>) -> Result<Self> {
         config.validate()?;
         check_layers("denoiser", &config.layer_shapes(), &layers)?;
-        Ok(Self { config, layers })
+        let params = pack(None, &layers)?;
+        Self::from_params(config, params)
+    }
+
+    /// The packing of this configuration's parameters.
+    pub(crate) fn packing(config: &DenoiserConfig) -> Packing {
+        Packing {
+            shapes: config.layer_shapes(),
+            start: 0,
+        }
+    }
+
+    /// Builds the net on packed parameters ([`DenoiserNet::packing`]), a `Var` or not.
+    pub(crate) fn from_params(config: DenoiserConfig, params: Tensor) -> Result<Self> {
+        config.validate()?;
+        let packing = Self::packing(&config);
+        if params.dims() != [packing.len()] {
+            return Err(ModelError::TensorShape {
+                name: "denoiser parameters".into(),
+                found: params.dims().to_vec(),
+                expected: vec![packing.len()],
+            });
+        }
+        let layers = unpack_layers(&params, &packing)?;
+        Ok(Self {
+            config,
+            params,
+            packing,
+            layers,
+        })
     }
 
     /// The configuration the net was built from.
@@ -334,28 +365,31 @@ impl DenoiserNet {
 
     /// Forward on an already assembled input [x_t, t/T] of shape (n, d + 1).
     pub(crate) fn forward_input(&self, input: &Tensor) -> candle_core::Result<Tensor> {
-        mlp_forward(&self.layers, None, self.config.activation, input)
+        crate::ops::mlp(
+            input,
+            &self.params,
+            &self.packing,
+            self.config.activation.hidden(),
+        )
     }
 
     /// A copy whose weights are plain tensors (no `Var`): backward through it reaches only its inputs.
     ///
     /// The same function, to the bit. The weights share storage with `self` (no copy), so
-    /// later optimiser steps on the `Var`s show through. Through a detached net the fused
+    /// later optimiser steps on the `Var` show through. Through a detached net the fused
     /// ops record no graph when the input is untracked, and a backward pass computes no
     /// weight gradients. Nets returned by training and loading already hold plain tensors;
     /// this matters for nets built by [`crate::init_denoiser`].
     pub fn detached(&self) -> Self {
         Self {
-            config: self.config.clone(),
-            layers: self.layers.iter().map(Dense::detached).collect(),
+            params: self.params.detach(),
+            ..self.clone()
         }
     }
 
-    /// True when some weight is a trainable `Var` (as built by [`crate::init_denoiser`]).
+    /// True when the weights are a trainable `Var` (as built by [`crate::init_denoiser`]).
     pub fn has_variables(&self) -> bool {
-        self.layers
-            .iter()
-            .any(|l| l.weight.is_variable() || l.bias.is_variable())
+        self.params.is_variable()
     }
 
     /// Every parameter with its checkpoint name, input layer first, weight before bias (detached: for reading or saving).
@@ -365,7 +399,7 @@ impl DenoiserNet {
 
     /// Total number of scalar parameters (17,282 for the notebook's net).
     pub fn num_parameters(&self) -> usize {
-        self.layers.iter().map(Dense::num_parameters).sum()
+        self.params.elem_count()
     }
 }
 
@@ -409,9 +443,14 @@ impl NoisePredictor for DenoiserNet {
 }
 
 /// The classifier p_φ(y | x_t, t): Embedding(T, E) looked up at t − 1, then an MLP on [x_t; emb(t)] giving logits.
+///
+/// Its parameters live in one packed tensor (the embedding table, then every layer's W then
+/// b: one `Var` when trainable); the named tensors are views into it.
 #[derive(Debug, Clone)]
 pub struct ClassifierNet {
     config: ClassifierConfig,
+    params: Tensor,
+    packing: Packing,
     embedding: Tensor,
     layers: Vec<Dense>,
 }
@@ -433,11 +472,50 @@ impl ClassifierNet {
             });
         }
         check_layers("classifier", &config.layer_shapes(), &layers)?;
+        let params = pack(Some(&embedding), &layers)?;
+        Self::from_params(config, params)
+    }
+
+    /// The packing of this configuration's parameters (the embedding table first).
+    pub(crate) fn packing(config: &ClassifierConfig) -> Packing {
+        Packing {
+            shapes: config.layer_shapes(),
+            start: config.num_steps * config.embed_dim,
+        }
+    }
+
+    /// Builds the net on packed parameters ([`ClassifierNet::packing`]), a `Var` or not.
+    pub(crate) fn from_params(config: ClassifierConfig, params: Tensor) -> Result<Self> {
+        config.validate()?;
+        let packing = Self::packing(&config);
+        if params.dims() != [packing.len()] {
+            return Err(ModelError::TensorShape {
+                name: "classifier parameters".into(),
+                found: params.dims().to_vec(),
+                expected: vec![packing.len()],
+            });
+        }
+        let embedding = params
+            .detach()
+            .narrow(0, 0, packing.start)?
+            .reshape((config.num_steps, config.embed_dim))?;
+        let layers = unpack_layers(&params, &packing)?;
         Ok(Self {
             config,
+            params,
+            packing,
             embedding,
             layers,
         })
+    }
+
+    fn embedding_input(&self, shared: bool) -> Embedding {
+        Embedding {
+            dim: self.config.dim,
+            rows: self.config.num_steps,
+            width: self.config.embed_dim,
+            shared,
+        }
     }
 
     /// The configuration the net was built from.
@@ -448,9 +526,15 @@ impl ClassifierNet {
     /// Training forward with a per-sample step: x_t (n × d, f32), t as n u32 indices t − 1; returns n × C logits.
     pub fn forward(&self, x_t: &Tensor, t_index: &Tensor) -> candle_core::Result<Tensor> {
         check_batch(x_t, self.config.dim)?;
-        let t_index = t_index.to_dtype(DType::U32)?;
-        let input = crate::ops::embed_concat(x_t, &self.embedding, &t_index)?;
-        mlp_forward(&self.layers, None, self.config.activation, &input)
+        let t_index = t_index.to_dtype(DType::U32)?.flatten_all()?;
+        crate::ops::classifier_mlp(
+            x_t,
+            &self.params,
+            &t_index,
+            &self.packing,
+            self.config.activation.hidden(),
+            self.embedding_input(false),
+        )
     }
 
     /// Logits (n × C) for a batch all at the same 1-based step t.
@@ -459,23 +543,20 @@ impl ClassifierNet {
     /// with the embedding folded into the first layer: [x, e] W₀ᵀ + b₀ = x W₀[:, :d]ᵀ + c
     /// with c = e W₀[:, d:]ᵀ + b₀ computed once for the batch, so the first layer costs d
     /// rather than d + E multiply-adds a unit and row, forward and backward (the guidance
-    /// gradient). Both products are the fused dense op, so autograd reaches x, the layer
-    /// and the embedding. The sums run in another order than `forward`'s: f32 rounding.
+    /// gradient). It is the same net op as `forward`, in its shared-step form, so autograd
+    /// reaches x, the layers and the embedding. The sums run in another order than `forward`'s: f32 rounding.
     pub fn logits(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
         check_step(t, self.config.num_steps)?;
         check_batch(x_t, self.config.dim)?;
-        let (d, e) = (self.config.dim, self.config.embed_dim);
-        let first = &self.layers[0];
-        let emb = self.embedding.narrow(0, t - 1, 1)?;
-        let c = crate::ops::dense(
-            &emb,
-            &first.weight.narrow(1, d, e)?,
-            &first.bias,
-            Act::Identity,
-        )?
-        .flatten_all()?;
-        let w_x = first.weight.narrow(1, 0, d)?;
-        mlp_forward(&self.layers, Some((&w_x, &c)), self.config.activation, x_t)
+        let index = Tensor::new(&[(t - 1) as u32], &DEVICE)?;
+        crate::ops::classifier_mlp(
+            x_t,
+            &self.params,
+            &index,
+            &self.packing,
+            self.config.activation.hidden(),
+            self.embedding_input(true),
+        )
     }
 
     /// The time embedding table, shape (T, E); row t − 1 encodes step t.
@@ -492,19 +573,14 @@ impl ClassifierNet {
     /// this matters for nets built by [`crate::init_classifier`].
     pub fn detached(&self) -> Self {
         Self {
-            config: self.config.clone(),
-            embedding: self.embedding.detach(),
-            layers: self.layers.iter().map(Dense::detached).collect(),
+            params: self.params.detach(),
+            ..self.clone()
         }
     }
 
-    /// True when some weight is a trainable `Var` (as built by [`crate::init_classifier`]).
+    /// True when the weights are a trainable `Var` (as built by [`crate::init_classifier`]).
     pub fn has_variables(&self) -> bool {
-        self.embedding.is_variable()
-            || self
-                .layers
-                .iter()
-                .any(|l| l.weight.is_variable() || l.bias.is_variable())
+        self.params.is_variable()
     }
 
     /// Every parameter with its checkpoint name: the embedding, then the layers input to output (detached: for reading or saving).
@@ -519,7 +595,7 @@ impl ClassifierNet {
 
     /// Total number of scalar parameters (20,386 for the notebook's net).
     pub fn num_parameters(&self) -> usize {
-        self.embedding.elem_count() + self.layers.iter().map(Dense::num_parameters).sum::<usize>()
+        self.params.elem_count()
     }
 }
 

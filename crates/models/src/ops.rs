@@ -1,13 +1,17 @@
-//! The candle glue of the fused kernels: the dense layer y = act(x Wᵀ + b) ([`dense`]),
-//! the targets' summed log-probabilities ([`log_prob_at`]) and the mean squared error
-//! ([`mean_squared_error`]), each one candle custom op whose backward pass candle's
-//! autograd calls.
+//! The candle glue of the fused kernels: a whole net ([`mlp`], the classifier's
+//! [`classifier_mlp`] with its embedding input), the targets' summed log-probabilities
+//! ([`log_prob_at`]) and the mean squared error ([`mean_squared_error`]), each one candle
+//! custom op whose backward pass candle's autograd calls.
 //!
 //! A dense layer through candle's generic ops is a transpose, a matmul, a bias add and an
 //! activation forward, and about twice as many ops backward, each allocating (and often
 //! zero-filling) its output; for these sizes (batch 128–500, width ≤ 128) that per-op
-//! traffic cost as much as the arithmetic. One op per layer keeps a training step at a
-//! handful of graph nodes. The arithmetic is in `kernels.rs` (plain slices); this module
+//! traffic cost as much as the arithmetic. One op per layer still paid, per layer, a
+//! fresh buffer for every activation and candle's gradient accumulation (a zero tensor
+//! plus an add) for every activation and parameter; one op per net, on its parameters
+//! packed into one tensor, keeps its activations in reused buffers (`kernels::Trace`)
+//! and leaves candle one gradient to accumulate for the whole net. The arithmetic is in
+//! `kernels.rs` (plain slices); this module
 //! only reads candle's storages and builds tensors. Its slow reference in plain candle ops
 //! is `reference.rs`.
 
@@ -20,7 +24,7 @@ use candle_core::{
 };
 
 use crate::kernels;
-pub(crate) use crate::kernels::Act;
+pub(crate) use crate::kernels::{Act, Hidden};
 
 /// The elements of a storage in logical (row-major) order, copied only when not contiguous.
 pub(crate) fn elements<'a, T: Copy>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
@@ -92,26 +96,403 @@ fn cpu_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result
     }
 }
 
-/// y = act(x Wᵀ + b) for an f32 CPU batch x (n × in), W (out × in), b (out,), as one op.
-///
-/// Forward: [`kernels::dense_forward`]. Backward (candle's autograd calls
-/// [`CustomOp3::bwd`]): dz = g ⊙ act′(z), then only what a tracked argument needs:
-/// db = Σ_rows dz when b is tracked, dW = dzᵀ x when W is, dx = dz W when x is.
-pub(crate) fn dense(x: &Tensor, w: &Tensor, b: &Tensor, act: Act) -> candle_core::Result<Tensor> {
-    if x.track_op() || w.track_op() || b.track_op() {
-        x.apply_op3(w, b, FusedDense(act))
-    } else {
-        x.apply_op3_no_bwd(w, b, &FusedDense(act))
+/// Where a net's dense layers lie in its packed parameters: from `start` on, layer by
+/// layer input to output, W (out × in, row-major) then b (out,).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Packing {
+    /// `(out, in)` of every layer.
+    pub(crate) shapes: Vec<(usize, usize)>,
+    /// Where the first layer's W begins (after the classifier's embedding table).
+    pub(crate) start: usize,
+}
+
+impl Packing {
+    /// The total number of packed values (what comes before `start` included).
+    pub(crate) fn len(&self) -> usize {
+        self.start + self.shapes.iter().map(|&(o, i)| o * i + o).sum::<usize>()
+    }
+
+    /// The offsets of every layer's W and b.
+    pub(crate) fn offsets(&self) -> Vec<(usize, usize)> {
+        let mut at = self.start;
+        self.shapes
+            .iter()
+            .map(|&(o, i)| {
+                let w = at;
+                at += o * i + o;
+                (w, w + o * i)
+            })
+            .collect()
+    }
+
+    fn layers<'a>(&self, p: &'a [f32]) -> Vec<kernels::Layer<'a>> {
+        self.shapes
+            .iter()
+            .zip(self.offsets())
+            .map(|(&(o, i), (w, b))| kernels::Layer {
+                w: &p[w..w + o * i],
+                b: &p[b..b + o],
+                inp: i,
+            })
+            .collect()
+    }
+
+    /// Every layer's (dW, db) as disjoint slices of `dp`, the packed gradient from `start` on.
+    fn grads<'a>(&self, dp: &'a mut [f32]) -> Vec<(&'a mut [f32], &'a mut [f32])> {
+        let mut rest = dp;
+        let mut out = Vec::with_capacity(self.shapes.len());
+        for &(o, i) in &self.shapes {
+            let (layer, tail) = std::mem::take(&mut rest).split_at_mut(o * i + o);
+            out.push(layer.split_at_mut(o * i));
+            rest = tail;
+        }
+        out
+    }
+
+    fn check(&self, l: &Layout, what: &str) -> candle_core::Result<()> {
+        if l.dims() != [self.len()] {
+            candle_core::bail!(
+                "{what}: the packed parameters must be ({},), got {:?}",
+                self.len(),
+                l.dims()
+            );
+        }
+        Ok(())
     }
 }
 
-/// The op of [`dense`]: act(x Wᵀ + b) with its analytic backward pass.
-#[derive(Debug, Clone, Copy)]
-struct FusedDense(Act);
+/// The denoiser's MLP on an f32 CPU batch x (n × in of the first layer) with its packed
+/// parameters `params` ([`Packing`]), as one op: every layer act(h Wᵀ + b), `hidden` after
+/// all but the last ([`kernels::mlp_forward`]).
+///
+/// Backward (candle's autograd calls [`CustomOp2::bwd`]): [`kernels::mlp_backward`] from
+/// the activations the forward pass kept, then only what a tracked argument needs: the
+/// packed parameters' gradient (every dW, db) when `params` is tracked, dx when x is.
+pub(crate) fn mlp(
+    x: &Tensor,
+    params: &Tensor,
+    packing: &Packing,
+    hidden: Hidden,
+) -> candle_core::Result<Tensor> {
+    let track = x.track_op() || params.track_op();
+    let op = NetOp::new(packing, hidden, None, track);
+    if track {
+        x.apply_op2(params, op)
+    } else {
+        x.apply_op2_no_bwd(params, &op)
+    }
+}
 
-impl CustomOp3 for FusedDense {
+/// The classifier's logits for f32 CPU x (n × d) with its packed parameters `params`
+/// (the embedding table T × E first, then the layers: [`Packing`]) and u32 step indices,
+/// as one op.
+///
+/// Per row (`shared == false`, `index` n values t_i): the MLP on [x_i, table[t_i]]. Shared
+/// step (`shared == true`, `index` one value t): the embedding folded into the first layer,
+/// [x, e] W₀ᵀ + b₀ = x W₀[:, :d]ᵀ + c with c = e W₀[:, d:]ᵀ + b₀ computed once, so the
+/// first layer costs d rather than d + E multiply-adds a unit and row. Backward: as [`mlp`],
+/// the table's rows (and in the shared case W₀[:, d:], from c) included in the packed
+/// gradient.
+pub(crate) fn classifier_mlp(
+    x: &Tensor,
+    params: &Tensor,
+    index: &Tensor,
+    packing: &Packing,
+    hidden: Hidden,
+    embedding: Embedding,
+) -> candle_core::Result<Tensor> {
+    let track = x.track_op() || params.track_op();
+    let op = NetOp::new(packing, hidden, Some(embedding), track);
+    if track {
+        x.apply_op3(params, index, op)
+    } else {
+        x.apply_op3_no_bwd(params, index, &op)
+    }
+}
+
+/// The classifier's embedding input: the table (`rows` × `width`) at the start of the
+/// packed parameters, the data width `dim`, and whether one step is shared by the batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Embedding {
+    /// d, the width of x.
+    pub(crate) dim: usize,
+    /// T, the table's rows (one a step).
+    pub(crate) rows: usize,
+    /// E, the table's width.
+    pub(crate) width: usize,
+    /// One step for the whole batch (the index tensor holds one value) instead of one a row.
+    pub(crate) shared: bool,
+}
+
+/// The op of [`mlp`] and [`classifier_mlp`]; its forward pass keeps what backward needs.
+struct NetOp {
+    packing: Packing,
+    hidden: Hidden,
+    embedding: Option<Embedding>,
+    /// Whether backward may follow (else nothing is kept).
+    keep: bool,
+    trace: Mutex<kernels::Trace>,
+    /// The classifier's per-row input [x_i, table[t_i]], kept for the first layer's dW.
+    input: Mutex<Vec<f32>>,
+}
+
+impl Drop for NetOp {
+    fn drop(&mut self) {
+        let input = self.input.get_mut().unwrap_or_else(|e| e.into_inner());
+        kernels::recycle(std::mem::take(input));
+    }
+}
+
+/// The rows of x (n × d), checked.
+fn rows_of(l: &Layout, width: usize, what: &str) -> candle_core::Result<usize> {
+    match l.dims() {
+        &[n, w] if w == width => Ok(n),
+        d => candle_core::bail!("{what}: x must be (n, {width}), got {d:?}"),
+    }
+}
+
+/// The shared-step first layer: W₀[:, :d] (out × d, copied) and c = e W₀[:, d:]ᵀ + b₀.
+fn folded_first_layer(
+    first: kernels::Layer<'_>,
+    e: Embedding,
+    row: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (d, w) = (e.dim, e.width);
+    let out = first.b.len();
+    let mut w_x = Vec::with_capacity(out * d);
+    let mut w_e = Vec::with_capacity(out * w);
+    for r in first.w.chunks_exact(d + w) {
+        w_x.extend_from_slice(&r[..d]);
+        w_e.extend_from_slice(&r[d..]);
+    }
+    let c = kernels::dense_forward(row, 1, w, &w_e, first.b, Act::Identity);
+    (w_x, c)
+}
+
+impl NetOp {
+    fn new(packing: &Packing, hidden: Hidden, embedding: Option<Embedding>, keep: bool) -> Self {
+        Self {
+            packing: packing.clone(),
+            hidden,
+            embedding,
+            keep,
+            trace: Mutex::new(kernels::Trace::default()),
+            input: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        p: &[f32],
+        index: Option<&[u32]>,
+    ) -> candle_core::Result<Vec<f32>> {
+        let mut layers = self.packing.layers(p);
+        let mut trace = self.trace.lock().unwrap_or_else(|e| e.into_inner());
+        let trace = self.keep.then_some(&mut *trace);
+        let (Some(e), Some(index)) = (self.embedding, index) else {
+            return Ok(kernels::mlp_forward(x, n, &layers, self.hidden, trace));
+        };
+        let table = &p[..e.rows * e.width];
+        if e.shared {
+            let t = index[0] as usize;
+            let (w_x, c) = folded_first_layer(layers[0], e, &table[t * e.width..(t + 1) * e.width]);
+            layers[0] = kernels::Layer {
+                w: &w_x,
+                b: &c,
+                inp: e.dim,
+            };
+            return Ok(kernels::mlp_forward(x, n, &layers, self.hidden, trace));
+        }
+        let input = kernels::concat_rows(x, e.dim, table, e.width, index);
+        let y = kernels::mlp_forward(&input, n, &layers, self.hidden, trace);
+        if self.keep {
+            *self.input.lock().unwrap_or_else(|e| e.into_inner()) = input;
+        } else {
+            kernels::recycle(input);
+        }
+        Ok(y)
+    }
+
+    /// (dx, dparams), each when asked.
+    fn backward(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        index: Option<&[u32]>,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (need_x, need_p) = (x.track_op(), params.track_op());
+        if !(need_x || need_p) {
+            return Ok((None, None));
+        }
+        let (n, width) = x.dims2()?;
+        let trace = self.trace.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dp = if need_p {
+            vec![0f32; self.packing.len()]
+        } else {
+            Vec::new()
+        };
+        let dx = with_f32(params, |p| {
+            with_f32(x, |xs| {
+                with_f32(grad_res, |g| {
+                    Ok(self.backward_slices(xs, n, p, index, g, &trace, need_x, &mut dp))
+                })
+            })
+        })?;
+        let dev = Device::Cpu;
+        let dx = dx
+            .map(|dx| Tensor::from_vec(dx, (n, width), &dev))
+            .transpose()?;
+        let dp = need_p
+            .then(|| Tensor::from_vec(dp, self.packing.len(), &dev))
+            .transpose()?;
+        Ok((dx, dp))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward_slices(
+        &self,
+        x: &[f32],
+        n: usize,
+        p: &[f32],
+        index: Option<&[u32]>,
+        g: &[f32],
+        trace: &kernels::Trace,
+        need_x: bool,
+        dp: &mut [f32],
+    ) -> Option<Vec<f32>> {
+        let need_p = !dp.is_empty();
+        let mut layers = self.packing.layers(p);
+        let first = layers[0];
+        let folded = match (self.embedding, index) {
+            (Some(e), Some(index)) if e.shared => {
+                let t = index[0] as usize;
+                let row = &p[t * e.width..(t + 1) * e.width];
+                Some((e, t, row, folded_first_layer(first, e, row)))
+            }
+            _ => None,
+        };
+        if let Some((e, _, _, (w_x, c))) = &folded {
+            layers[0] = kernels::Layer {
+                w: w_x,
+                b: c,
+                inp: e.dim,
+            };
+        }
+        let (table_grad, mut grads) = if need_p {
+            let (table, layer_grads) = dp.split_at_mut(self.packing.start);
+            (table, self.packing.grads(layer_grads))
+        } else {
+            (&mut [][..], Vec::new())
+        };
+        let rest = if need_p { Some(&mut grads[1..]) } else { None };
+        let dz = kernels::mlp_backward(g, n, &layers, self.hidden, trace, rest);
+        let out0 = first.b.len();
+        let dx = match (self.embedding, &folded) {
+            (None, _) => {
+                if need_p {
+                    let (dw, db) = &mut grads[0];
+                    kernels::layer_param_grads(&dz, x, n, first.inp, (dw, db));
+                }
+                need_x.then(|| kernels::first_input_grad(&dz, first, n))
+            }
+            (Some(_), Some((e, t, row, (w_x, _)))) => {
+                let (e, t) = (*e, *t);
+                if need_p {
+                    let (d, w) = (e.dim, e.width);
+                    let (dw, db) = &mut grads[0];
+                    // dW₀[:, :d] = dz₀ᵀ x and db₀ = s = Σ_rows dz₀; through c:
+                    // dW₀[j, d + k] = s_j e_k and d table[t][k] = Σ_j s_j W₀[j, d + k].
+                    let mut dw_x = vec![0f32; out0 * d];
+                    kernels::layer_param_grads(&dz, x, n, d, (&mut dw_x, db));
+                    for (j, (dst, src)) in dw
+                        .chunks_exact_mut(d + w)
+                        .zip(dw_x.chunks_exact(d))
+                        .enumerate()
+                    {
+                        dst[..d].copy_from_slice(src);
+                        for (v, &ek) in dst[d..].iter_mut().zip(row.iter()) {
+                            *v = db[j] * ek;
+                        }
+                    }
+                    let dt = &mut table_grad[t * w..(t + 1) * w];
+                    for (j, r) in first.w.chunks_exact(d + w).enumerate() {
+                        for (v, &wk) in dt.iter_mut().zip(&r[d..]) {
+                            *v += db[j] * wk;
+                        }
+                    }
+                }
+                need_x.then(|| {
+                    kernels::first_input_grad(
+                        &dz,
+                        kernels::Layer {
+                            w: w_x,
+                            b: first.b,
+                            inp: e.dim,
+                        },
+                        n,
+                    )
+                })
+            }
+            (Some(e), None) => {
+                let input = self.input.lock().unwrap_or_else(|e| e.into_inner());
+                if need_p {
+                    let (dw, db) = &mut grads[0];
+                    kernels::layer_param_grads(&dz, &input, n, first.inp, (dw, db));
+                }
+                let dinput = kernels::first_input_grad(&dz, first, n);
+                let dx = kernels::concat_rows_grad(
+                    &dinput,
+                    (e.dim, e.width),
+                    index.unwrap_or(&[]),
+                    need_x,
+                    need_p.then_some(table_grad),
+                );
+                kernels::recycle(dinput);
+                dx
+            }
+        };
+        kernels::recycle(dz);
+        dx
+    }
+}
+
+impl CustomOp2 for NetOp {
     fn name(&self) -> &'static str {
-        "fused-dense"
+        "net"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let n = rows_of(l1, self.packing.shapes[0].1, "net")?;
+        self.packing.check(l2, "net")?;
+        let (x, p) = (cpu_f32(s1, l1, "x")?, cpu_f32(s2, l2, "the parameters")?);
+        let y = self.forward(&x, n, &p, None)?;
+        let out = self.packing.shapes.last().map_or(0, |s| s.0);
+        Ok((CpuStorage::F32(y), Shape::from((n, out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, params, None, grad_res)
+    }
+}
+
+impl CustomOp3 for NetOp {
+    fn name(&self) -> &'static str {
+        "classifier-net"
     }
 
     fn cpu_fwd(
@@ -123,63 +504,44 @@ impl CustomOp3 for FusedDense {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, inp) = match l1.dims() {
-            &[n, i] => (n, i),
-            d => candle_core::bail!("fused-dense: x must be (n, in), got {d:?}"),
+        let Some(e) = self.embedding else {
+            candle_core::bail!("classifier-net: no embedding");
         };
-        let out = match l2.dims() {
-            &[o, i] if i == inp => o,
-            d => candle_core::bail!("fused-dense: W must be (out, {inp}), got {d:?}"),
+        let n = rows_of(l1, e.dim, "classifier-net")?;
+        self.packing.check(l2, "classifier-net")?;
+        let index = match s3 {
+            CpuStorage::U32(t) => elements(t, l3),
+            other => {
+                candle_core::bail!(
+                    "classifier-net: indices must be u32, got {:?}",
+                    other.dtype()
+                )
+            }
         };
-        if l3.dims() != [out] {
-            candle_core::bail!("fused-dense: b must be ({out},), got {:?}", l3.dims());
+        let expected = if e.shared { 1 } else { n };
+        if index.len() != expected {
+            candle_core::bail!("classifier-net: {} indices for {n} rows", index.len());
         }
-        let x = cpu_f32(s1, l1, "x")?;
-        let w = cpu_f32(s2, l2, "W")?;
-        let b = cpu_f32(s3, l3, "b")?;
-        let y = kernels::dense_forward(&x, n, inp, &w, &b, self.0);
+        if let Some(&t) = index.iter().find(|&&t| t as usize >= e.rows) {
+            candle_core::bail!("classifier-net: index {t} is outside 0..{}", e.rows);
+        }
+        let (x, p) = (cpu_f32(s1, l1, "x")?, cpu_f32(s2, l2, "the parameters")?);
+        let y = self.forward(&x, n, &p, Some(&index))?;
+        let out = self.packing.shapes.last().map_or(0, |s| s.0);
         Ok((CpuStorage::F32(y), Shape::from((n, out))))
     }
 
     fn bwd(
         &self,
         x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
+        params: &Tensor,
+        index: &Tensor,
+        _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (need_x, need_w, need_b) = (x.track_op(), w.track_op(), b.track_op());
-        if !(need_x || need_w || need_b) {
-            return Ok((None, None, None));
-        }
-        let (n, inp) = x.dims2()?;
-        let out = w.dim(0)?;
-        let dev = Device::Cpu;
-        // The layer's storages stay locked for reading while the gradients are computed.
-        with_f32(grad_res, |g| {
-            with_f32(res, |y| {
-                let dz = kernels::act_grad(g, y, self.0);
-                let db = if need_b {
-                    Some(Tensor::from_vec(kernels::bias_grad(&dz, out), out, &dev)?)
-                } else {
-                    None
-                };
-                let dw = if need_w {
-                    let dw = with_f32(x, |x| Ok(kernels::weight_grad(&dz, x, n, out, inp)))?;
-                    Some(Tensor::from_vec(dw, (out, inp), &dev)?)
-                } else {
-                    None
-                };
-                let dx = if need_x {
-                    let dx = with_f32(w, |w| Ok(kernels::input_grad(&dz, w, n, out, inp)))?;
-                    Some(Tensor::from_vec(dx, (n, inp), &dev)?)
-                } else {
-                    None
-                };
-                Ok((dx, dw, db))
-            })
-        })
+        let index = index.to_vec1::<u32>()?;
+        let (dx, dp) = self.backward(x, params, Some(&index), grad_res)?;
+        Ok((dx, dp, None))
     }
 }
 
@@ -325,84 +687,5 @@ impl CustomOp2 for MeanSquaredError {
             with_f32(e, |e| Ok(kernels::mean_squared_error_grad(p, e, g)))
         })?;
         Ok((Some(Tensor::from_vec(dp, p.shape(), &Device::Cpu)?), None))
-    }
-}
-
-/// The classifier's input [x_i, table[t_i]] (n × (d + E)) for f32 CPU x (n × d), an
-/// embedding table (T × E) and u32 row indices t (n,), as one op: what `index_select`
-/// and `cat` compute. Backward: x's part of the gradient when x is tracked, and the table's
-/// gradient (each row's E columns added to row t_i) when the table is.
-pub(crate) fn embed_concat(x: &Tensor, table: &Tensor, t: &Tensor) -> candle_core::Result<Tensor> {
-    if x.track_op() || table.track_op() {
-        x.apply_op3(table, t, EmbedConcat)
-    } else {
-        x.apply_op3_no_bwd(table, t, &EmbedConcat)
-    }
-}
-
-struct EmbedConcat;
-
-impl CustomOp3 for EmbedConcat {
-    fn name(&self) -> &'static str {
-        "embed-concat"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, d) = match l1.dims() {
-            &[n, d] => (n, d),
-            dims => candle_core::bail!("embed-concat: x must be (n, d), got {dims:?}"),
-        };
-        let (rows, e) = match l2.dims() {
-            &[r, e] => (r, e),
-            dims => candle_core::bail!("embed-concat: the table must be (T, E), got {dims:?}"),
-        };
-        let index = match s3 {
-            CpuStorage::U32(t) => elements(t, l3),
-            other => {
-                candle_core::bail!("embed-concat: indices must be u32, got {:?}", other.dtype())
-            }
-        };
-        if index.len() != n {
-            candle_core::bail!("embed-concat: {} indices for {n} rows", index.len());
-        }
-        if let Some(&t) = index.iter().find(|&&t| t as usize >= rows) {
-            candle_core::bail!("embed-concat: index {t} is outside 0..{rows}");
-        }
-        let (x, table) = (cpu_f32(s1, l1, "x")?, cpu_f32(s2, l2, "the table")?);
-        let out = kernels::concat_rows(&x, d, &table, e, &index);
-        Ok((CpuStorage::F32(out), Shape::from((n, d + e))))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        table: &Tensor,
-        t: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (n, d) = x.dims2()?;
-        let (rows, e) = table.dims2()?;
-        let index = t.to_vec1::<u32>()?;
-        let needed = (x.track_op(), table.track_op());
-        let (dx, dtable) = with_f32(grad_res, |g| {
-            Ok(kernels::concat_rows_grad(g, (d, e), &index, rows, needed))
-        })?;
-        let dev = Device::Cpu;
-        let dx = dx
-            .map(|dx| Tensor::from_vec(dx, (n, d), &dev))
-            .transpose()?;
-        let dtable = dtable
-            .map(|dt| Tensor::from_vec(dt, (rows, e), &dev))
-            .transpose()?;
-        Ok((dx, dtable, None))
     }
 }

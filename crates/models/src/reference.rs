@@ -66,7 +66,6 @@ mod tests {
     use crate::init::{init_classifier, init_denoiser};
     use crate::kernels::{with_piece_threads, PIECES_FROM};
     use crate::nets::{ClassifierConfig, DenoiserConfig, DEVICE};
-    use crate::ops::{self, Act};
     use crate::traits::{NoisePredictor, NoisyClassifier};
     use candle_core::backprop::GradStore;
     use candle_core::{DType, Var};
@@ -117,71 +116,6 @@ mod tests {
             .expect("a gradient for every tracked argument")
     }
 
-    #[test]
-    fn dense_op_matches_candle_ops_forward_dx_dw_db_on_every_kernel_branch() {
-        // (out, in): the narrow-input kernel (in ≤ 8), gemm, the skinny-output kernel.
-        for (out, inp) in [(128, 3), (64, 2), (128, 128), (64, 34), (2, 128), (2, 32)] {
-            for &n in &BATCHES {
-                for act in [Act::Identity, Act::Relu] {
-                    let x = Var::from_tensor(&tensor(n, inp, 1, 2.0)).unwrap();
-                    let w = Var::from_tensor(&tensor(out, inp, 2, 0.5)).unwrap();
-                    let b =
-                        Var::from_tensor(&tensor(1, out, 3, 0.5).flatten_all().unwrap()).unwrap();
-                    let probe = tensor(n, out, 4, 1.0);
-                    let what = format!("({out}, {inp}), n = {n}, {act:?}");
-                    let fast =
-                        ops::dense(x.as_tensor(), w.as_tensor(), b.as_tensor(), act).unwrap();
-                    let mut slow = dense(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
-                    if act == Act::Relu {
-                        slow = slow.relu().unwrap();
-                    }
-                    assert_close(&fast, &slow, &format!("forward {what}"));
-                    let gf = (&fast * &probe)
-                        .unwrap()
-                        .sum_all()
-                        .unwrap()
-                        .backward()
-                        .unwrap();
-                    let gs = (&slow * &probe)
-                        .unwrap()
-                        .sum_all()
-                        .unwrap()
-                        .backward()
-                        .unwrap();
-                    for (v, name) in [(&x, "dx"), (&w, "dW"), (&b, "db")] {
-                        assert_close(grad(&gf, v), grad(&gs, v), &format!("{name} {what}"));
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn dense_op_computes_only_the_gradients_of_tracked_arguments() {
-        let x = tensor(9, 5, 1, 1.0);
-        let w = tensor(4, 5, 2, 1.0);
-        let b = tensor(1, 4, 3, 1.0).flatten_all().unwrap();
-        let (xv, wv) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap());
-        // Only x tracked (guidance): no weight gradient.
-        let g = ops::dense(xv.as_tensor(), &w, &b, Act::Relu)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert!(g.get(xv.as_tensor()).is_some() && g.get(&w).is_none() && g.get(&b).is_none());
-        // Only W tracked (a first layer on data): no input gradient.
-        let g = ops::dense(&x, wv.as_tensor(), &b, Act::Relu)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert!(g.get(wv.as_tensor()).is_some() && g.get(&x).is_none() && g.get(&b).is_none());
-        // Nothing tracked: no graph at all.
-        assert!(!ops::dense(&x, &w, &b, Act::Relu).unwrap().track_op());
-    }
-
     fn denoiser(activation: Activation, seed: u64) -> (crate::nets::DenoiserNet, Vec<Var>) {
         let cfg = DenoiserConfig {
             activation,
@@ -199,24 +133,54 @@ mod tests {
         init_classifier(&cfg, &mut StdRng::seed_from_u64(seed)).unwrap()
     }
 
-    /// The layers' (W, b) of a parameter list laid out weight, bias per layer.
-    fn pairs(vars: &[Var]) -> Vec<(Tensor, Tensor)> {
+    /// Copies of a net's named tensors as `Var`s, for the reference graph.
+    fn reference_vars(named: &[(String, Tensor)]) -> Vec<Var> {
+        named
+            .iter()
+            .map(|(_, t)| Var::from_tensor(&t.copy().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// The reference layers (W, b) over `vars` laid out weight, bias per layer.
+    fn var_pairs(vars: &[Var]) -> Vec<(Tensor, Tensor)> {
         vars.chunks_exact(2)
             .map(|p| (p[0].as_tensor().clone(), p[1].as_tensor().clone()))
             .collect()
     }
 
-    /// Non-zero biases, so that db and the bias paths are exercised.
-    fn perturb_biases(vars: &[Var], seed: u64) {
-        for (i, v) in vars.iter().enumerate().filter(|(_, v)| v.rank() == 1) {
-            let b = Tensor::from_vec(
-                values(v.elem_count(), seed + i as u64, 0.3),
-                v.dims(),
-                &DEVICE,
-            )
-            .unwrap();
-            v.set(&b).unwrap();
+    /// A packed gradient (or parameter) cut into the named tensors' shapes, in order (the
+    /// packing order is the order of `named_tensors`).
+    fn unpack(flat: &Tensor, named: &[(String, Tensor)]) -> Vec<Tensor> {
+        let mut at = 0;
+        named
+            .iter()
+            .map(|(_, t)| {
+                let part = flat
+                    .narrow(0, at, t.elem_count())
+                    .unwrap()
+                    .reshape(t.shape())
+                    .unwrap();
+                at += t.elem_count();
+                part
+            })
+            .collect()
+    }
+
+    /// Non-zero biases, so that db and the bias paths are exercised: the bias ranges of the
+    /// packed `Var` set to random values.
+    fn perturb_biases(var: &Var, named: &[(String, Tensor)], seed: u64) {
+        let mut packed = flat(var.as_tensor());
+        let mut at = 0;
+        for (i, (name, t)) in named.iter().enumerate() {
+            if name.ends_with("bias") {
+                let fresh = values(t.elem_count(), seed + i as u64, 0.3);
+                packed[at..at + t.elem_count()].copy_from_slice(&fresh);
+            }
+            at += t.elem_count();
         }
+        let n = packed.len();
+        var.set(&Tensor::from_vec(packed, n, &DEVICE).unwrap())
+            .unwrap();
     }
 
     fn targets(n: usize, classes: u32) -> Tensor {
@@ -232,12 +196,21 @@ mod tests {
         Tensor::from_vec((0..n as u32).map(|i| (i * 37) % 500).collect(), n, &DEVICE).unwrap()
     }
 
+    /// Σ (y ⊙ probe) with a fixed random probe: its gradient in y is the probe, so every
+    /// entry of dx, dW and db is checked, not only their sums.
+    fn probed(y: &Tensor, seed: u64) -> Tensor {
+        let (n, c) = y.dims2().unwrap();
+        (y * tensor(n, c, seed, 1.0)).unwrap().sum_all().unwrap()
+    }
+
     #[test]
     fn denoiser_forward_and_training_gradients_match_the_reference() {
         for activation in [Activation::Relu, Activation::Silu] {
             let (net, vars) = denoiser(activation, 5);
-            perturb_biases(&vars, 50);
-            let layers = pairs(&vars);
+            perturb_biases(&vars[0], &net.named_tensors(), 50);
+            let named = net.named_tensors();
+            let theirs = reference_vars(&named);
+            let layers = var_pairs(&theirs);
             for &n in &BATCHES {
                 let what = format!("{activation:?}, n = {n}");
                 let x = tensor(n, 2, 6, 2.0);
@@ -252,6 +225,34 @@ mod tests {
                 // predict_noise (the untracked inference path) on the detached net.
                 let eps = net.detached().predict_noise(&x, 137).unwrap();
                 assert_close(&eps, &slow, &format!("predict_noise {what}"));
+                // dx, dW, db of a probe of the output, x and the weights tracked.
+                let xv = Var::from_tensor(&x).unwrap();
+                let fast = net.forward(xv.as_tensor(), &t).unwrap();
+                let gf = probed(&fast, 30).backward().unwrap();
+                let slow_x = mlp(
+                    &layers,
+                    activation,
+                    &Tensor::cat(&[xv.as_tensor(), &t], 1).unwrap(),
+                )
+                .unwrap();
+                let gs = probed(&slow_x, 30).backward().unwrap();
+                assert_close(grad(&gf, &xv), grad(&gs, &xv), &format!("dx {what}"));
+                for ((name, _), (f, v)) in named
+                    .iter()
+                    .zip(unpack(grad(&gf, &vars[0]), &named).iter().zip(&theirs))
+                {
+                    assert_close(f, grad(&gs, v), &format!("probe {name} {what}"));
+                }
+                // Only x tracked (the detached net): dx alone, the same bits.
+                let gd = probed(&net.detached().forward(xv.as_tensor(), &t).unwrap(), 30)
+                    .backward()
+                    .unwrap();
+                assert_eq!(
+                    bits(grad(&gd, &xv)),
+                    bits(grad(&gf, &xv)),
+                    "dx detached {what}"
+                );
+                assert!(gd.get(vars[0].as_tensor()).is_none(), "{what}");
                 // The training loss and every parameter's gradient.
                 let noise = values(n * 2, 7, 1.5);
                 let fast_loss = crate::step::denoiser_loss(&net, &flat(&input), &noise, n).unwrap();
@@ -259,19 +260,38 @@ mod tests {
                 let slow_loss = (slow - noise).unwrap().sqr().unwrap().mean_all().unwrap();
                 assert_close(&fast_loss, &slow_loss, &format!("loss {what}"));
                 let (gf, gs) = (fast_loss.backward().unwrap(), slow_loss.backward().unwrap());
-                for (i, v) in vars.iter().enumerate() {
-                    assert_close(grad(&gf, v), grad(&gs, v), &format!("param {i} {what}"));
+                for ((name, _), (f, v)) in named
+                    .iter()
+                    .zip(unpack(grad(&gf, &vars[0]), &named).iter().zip(&theirs))
+                {
+                    assert_close(f, grad(&gs, v), &format!("{name} {what}"));
                 }
             }
         }
     }
 
     #[test]
+    fn nothing_tracked_records_no_graph() {
+        let (den, _) = denoiser(Activation::Relu, 1);
+        let (clf, _) = classifier(Activation::Relu, 2);
+        let x = tensor(9, 2, 1, 1.0);
+        assert!(den
+            .forward(&x, &Tensor::ones((9, 1), DType::F32, &DEVICE).unwrap())
+            .unwrap()
+            .track_op());
+        assert!(!den.detached().predict_noise(&x, 3).unwrap().track_op());
+        assert!(!clf.detached().logits(&x, 3).unwrap().track_op());
+        assert!(!clf.detached().forward(&x, &t_index(9)).unwrap().track_op());
+    }
+
+    #[test]
     fn classifier_forward_loss_gradients_and_guidance_match_the_reference() {
         for activation in [Activation::Relu, Activation::Silu] {
             let (net, vars) = classifier(activation, 8);
-            perturb_biases(&vars, 80);
-            let (embedding, layers) = (vars[0].as_tensor().clone(), pairs(&vars[1..]));
+            perturb_biases(&vars[0], &net.named_tensors(), 80);
+            let named = net.named_tensors();
+            let theirs = reference_vars(&named);
+            let (embedding, layers) = (theirs[0].as_tensor().clone(), var_pairs(&theirs[1..]));
             let detached = net.detached();
             for &n in &BATCHES {
                 let what = format!("{activation:?}, n = {n}");
@@ -294,8 +314,30 @@ mod tests {
                 let slow_loss = candle_nn::loss::cross_entropy(&slow, &y).unwrap();
                 assert_close(&fast_loss, &slow_loss, &format!("loss {what}"));
                 let (gf, gs) = (fast_loss.backward().unwrap(), slow_loss.backward().unwrap());
-                for (i, v) in vars.iter().enumerate() {
-                    assert_close(grad(&gf, v), grad(&gs, v), &format!("param {i} {what}"));
+                for ((name, _), (f, v)) in named
+                    .iter()
+                    .zip(unpack(grad(&gf, &vars[0]), &named).iter().zip(&theirs))
+                {
+                    assert_close(f, grad(&gs, v), &format!("{name} {what}"));
+                }
+                // The per-sample forward's dx and every parameter's gradient under a probe.
+                let xv = Var::from_tensor(&x).unwrap();
+                let gf = probed(&net.forward(xv.as_tensor(), &ti).unwrap(), 31)
+                    .backward()
+                    .unwrap();
+                let gs = probed(
+                    &classifier_logits(&embedding, &layers, activation, xv.as_tensor(), &ti)
+                        .unwrap(),
+                    31,
+                )
+                .backward()
+                .unwrap();
+                assert_close(grad(&gf, &xv), grad(&gs, &xv), &format!("dx {what}"));
+                for ((name, _), (f, v)) in named
+                    .iter()
+                    .zip(unpack(grad(&gf, &vars[0]), &named).iter().zip(&theirs))
+                {
+                    assert_close(f, grad(&gs, v), &format!("probe {name} {what}"));
                 }
                 // The shared-step logits (embedding folded into the first layer's bias).
                 for t in [1, 250, 500] {
@@ -307,6 +349,19 @@ mod tests {
                         &slow,
                         &format!("logits {what}"),
                     );
+                    // Every parameter's gradient through the folded first layer.
+                    let gf = probed(&net.logits(&x, t).unwrap(), 32).backward().unwrap();
+                    let gs = probed(&slow, 32).backward().unwrap();
+                    for ((name, _), (f, v)) in named
+                        .iter()
+                        .zip(unpack(grad(&gf, &vars[0]), &named).iter().zip(&theirs))
+                    {
+                        assert_close(
+                            f,
+                            grad(&gs, v),
+                            &format!("shared-step {name} t = {t}, {what}"),
+                        );
+                    }
                     // The guidance gradient: x a Var, Σ log p(y | x), one backward pass.
                     let xv = Var::from_tensor(&x).unwrap();
                     let slow_logits = classifier_logits(
@@ -381,11 +436,9 @@ mod tests {
         // decay 0) on the reference step, from the same initial weights and batches.
         for activation in [Activation::Relu, Activation::Silu] {
             let (net, ours) = denoiser(activation, 21);
-            let theirs: Vec<Var> = ours
-                .iter()
-                .map(|v| Var::from_tensor(&v.as_tensor().copy().unwrap()).unwrap())
-                .collect();
-            let layers = pairs(&theirs);
+            let named = net.named_tensors();
+            let theirs = reference_vars(&named);
+            let layers = var_pairs(&theirs);
             let mut opt = Adam::new(ours.clone(), 1e-3).unwrap();
             let params = ParamsAdamW {
                 lr: 1e-3,
@@ -404,20 +457,20 @@ mod tests {
                 let loss = (slow - noise).unwrap().sqr().unwrap().mean_all().unwrap();
                 reference.backward_step(&loss).unwrap();
             }
-            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            for ((name, a), b) in net.named_tensors().iter().zip(&theirs) {
                 // Five steps move each weight by at most about 5 · lr = 5e-3. The gradients
                 // agree to f32 rounding (about 1e-6 of their scale), which moves Adam's
                 // normalised step m̂ / √v̂ by about as much, so the weights agree to about
                 // 5 · lr · 1e-6; 1e-6 absolute leaves margin, while one wrong gradient
                 // would be off by up to lr = 1e-3.
-                let worst = flat(a.as_tensor())
+                let worst = flat(a)
                     .iter()
                     .zip(flat(b.as_tensor()))
                     .map(|(x, y)| (x - y).abs())
                     .fold(0f32, f32::max);
                 assert!(
                     worst <= 1e-6,
-                    "{activation:?} param {i}: max difference {worst}"
+                    "{activation:?} {name}: max difference {worst}"
                 );
             }
         }

@@ -1,11 +1,10 @@
 //! One training step of each net through candle's autograd: the loss as a candle tensor,
 //! one `backward()`, one Adam update.
 //!
-//! The nets' forward passes are one fused dense op per layer (`ops.rs`) and each loss is
-//! one fused op, so a denoiser step is a graph of five nodes (three dense ops, the mean
-//! squared error, and the input) and a classifier step of six (the embedding input,
-//! three dense ops, the targets' scaled log-probabilities); each op's backward pass
-//! computes only the gradients a tracked argument needs.
+//! Each net's forward pass is one fused op on its packed parameters (`ops.rs`) and each
+//! loss is one fused op, so a step is a graph of three nodes (the net, the loss, and the
+//! packed parameters' `Var`) and candle accumulates one gradient a node; each op's
+//! backward pass computes only the gradients a tracked argument needs.
 
 use candle_core::Tensor;
 

@@ -3,8 +3,8 @@
 //! Every random number (initial weights, batch indices, time steps, noise) comes from one
 //! `StdRng` seeded with the configuration's `seed`, drawn on the host in a fixed order and
 //! turned into one tensor per step. The same seed gives the same weights, bit for bit,
-//! whatever the thread count. Each step is the loss as a candle tensor (the net's fused
-//! dense ops, then the loss as one fused op: see `step.rs`), one `backward()` through
+//! whatever the thread count. Each step is the loss as a candle tensor (the net as one fused
+//! op, then the loss as one fused op: see `step.rs`), one `backward()` through
 //! candle's autograd, and one Adam update. The optimiser is Adam with Flux's defaults β = (0.9, 0.999), ε = 1e-8: the same update,
 //! to the bit, as candle's `AdamW` with weight decay 0 (its default decay is 0.01), computed
 //! in one fused host loop, except that moments which become subnormal are set to 0 (see
