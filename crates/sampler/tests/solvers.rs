@@ -276,7 +276,7 @@ fn exact_score_solvers_reach_the_noise_floor_at_the_frontiers_steps() {
     let truth = toy_data::two_clusters_mixture();
     let den = exact.denoiser();
     let n = 2000;
-    let floor = energy_noise_floor(&truth, n, 20, 41);
+    let floor = energy_noise_floor(&truth, n, 40, 41);
     let fresh = truth.sample(n, &mut StdRng::seed_from_u64(42));
     let config = SamplerConfig {
         num_samples: n,
