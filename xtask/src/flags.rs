@@ -412,6 +412,9 @@ pub struct BenchArgs {
     /// Internal: its snapshot spacing
     #[arg(long, value_name = "K", hide = true, default_value_t = 10, value_parser = whole(1, 100_000))]
     pub scaling_snapshot_every: usize,
+    /// Internal: that run unguided with Heun over this many steps instead of guided DDPM
+    #[arg(long, value_name = "K", hide = true, value_parser = whole(1, 100_000))]
+    pub scaling_heun_steps: Option<usize>,
 }
 
 /// How many mixture components to fit.
