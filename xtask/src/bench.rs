@@ -53,6 +53,9 @@ const SCALING_THREADS_FROM: usize = 50_000;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.scaling_one {
+        if let Some(k) = args.scaling_heun_steps {
+            return scaling_one_heun(n, k);
+        }
         return scaling_one(n, args.scaling_steps, args.scaling_snapshot_every);
     }
     let repeats = args.repeats;
@@ -1043,6 +1046,72 @@ fn scaling_one(n: usize, steps: usize, snapshot_every: usize) -> anyhow::Result<
     Ok(())
 }
 
+/// Sizes and step counts of the deterministic-sampler table (unguided Heun, one thread).
+const HEUN_SIZES: [usize; 3] = [500, 5_000, 50_000];
+const HEUN_STEPS: [usize; 2] = [10, 50];
+
+/// `--scaling-one N --scaling-heun-steps K`: unguided Heun over K of the 500 steps with
+/// freshly initialised notebook-shaped nets (median of 5 after a warm-up, one run from
+/// 50,000 samples); prints one JSON line.
+fn scaling_one_heun(n: usize, k: usize) -> anyhow::Result<()> {
+    let schedule = NoiseSchedule::notebook();
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let (den, _) = init_denoiser(&DenoiserConfig::default(), &mut rng)?;
+    let den = den.detached();
+    let config = SamplerConfig {
+        snapshot_every: usize::MAX,
+        ..sampler_config(n, SEED)
+    };
+    let steps = sampler::timesteps(schedule.num_steps(), k)?;
+    let heun = sampler::Solver::Heun;
+    let repeats = if n >= 50_000 { 1 } else { 5 };
+    if repeats > 1 {
+        sampler::sample_solver(&den, &schedule, None, heun, &steps, &config)?;
+    }
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        let start = Instant::now();
+        sampler::sample_solver(&den, &schedule, None, heun, &steps, &config)?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    println!(
+        "{}",
+        json!({"n": n, "steps": k, "evaluations": heun.model_evaluations(k),
+        "seconds": Stats::of(&times).median, "runs": repeats})
+    );
+    Ok(())
+}
+
+/// The deterministic-sampler rows of `--scaling`: unguided Heun at every size of
+/// [`HEUN_SIZES`] and step count of [`HEUN_STEPS`] on one thread, µs a sample-evaluation
+/// (constant when the cost is linear in samples × evaluations).
+fn scaling_heun(exe: &Path) -> anyhow::Result<Vec<Value>> {
+    println!(
+        "\n| Heun, unguided: samples | K | evaluations | s | µs a sample-evaluation |\n|---:|---:|---:|---:|---:|"
+    );
+    let mut rows = Vec::new();
+    for n in HEUN_SIZES {
+        for k in HEUN_STEPS {
+            eprintln!("bench: Heun scaling: {n} samples, K = {k}");
+            let mut child = Command::new(exe);
+            child
+                .args(["bench", "--scaling-one", &n.to_string()])
+                .args(["--scaling-heun-steps", &k.to_string()])
+                .env("RAYON_NUM_THREADS", "1");
+            let v = scaling_child(child)?;
+            let evaluations = v["evaluations"].as_f64().unwrap_or(f64::NAN);
+            let per = seconds(&v) / (n as f64 * evaluations) * 1e6;
+            println!(
+                "| {n} | {k} | {evaluations} | {:.3} | {per:.4} |",
+                seconds(&v)
+            );
+            rows.push(json!({"n": n, "steps": k, "evaluations": evaluations,
+                "seconds": v["seconds"], "us_per_sample_evaluation": per}));
+        }
+    }
+    Ok(rows)
+}
+
 /// Runs one `xtask bench --scaling-one …` child and returns the JSON line it prints.
 fn scaling_child(mut child: Command) -> anyhow::Result<Value> {
     let out = child.output().context("running the scaling child")?;
@@ -1082,7 +1151,8 @@ fn rss_growth_mb(run: &Value) -> f64 {
 /// `--scaling`: guided sampling at growing sizes, one child process per size and thread
 /// count, `rounds` times over; the table holds the medians over rounds, and the target
 /// (per sample-step, 500 samples on one thread against 100,000 on every core) is the
-/// median of the ratios taken within each round.
+/// median of the ratios taken within each round. Then memory against T, and the cost of
+/// a deterministic sampler (Heun) against samples × evaluations.
 fn scaling(rounds: usize) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("finding the xtask binary")?;
     let configs: Vec<(usize, usize)> = SCALING_SIZES
@@ -1174,8 +1244,9 @@ fn scaling(rounds: usize) -> anyhow::Result<Value> {
             "snapshots": v["snapshots"], "peak_rss_growth_mb": growth}),
         );
     }
+    let heun = scaling_heun(&exe)?;
     Ok(
         json!({"rows": rows, "rounds": rounds, "ratio_500_over_100000": target,
-        "memory_against_steps": by_t}),
+        "memory_against_steps": by_t, "heun_unguided": heun}),
     )
 }

@@ -26,6 +26,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Sample with the trained networks, unguided and guided; GIF, CSVs and metrics.
     Sample(SampleArgs),
+    /// Every sampler at K = 5 … 500 steps, learned and exact score: samplers.json and .png.
+    Samplers(SamplersArgs),
     /// Run every stage in order and regenerate every figure.
     All(AllArgs),
     /// Train and sample every built-in data set and check the quality bar.
@@ -143,15 +145,79 @@ pub struct SampleArgs {
     /// Guide only towards these classes, by name (comma-separated) [default: every class]
     #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
     pub classes: Vec<String>,
-    /// Keep a snapshot (a GIF frame) every this many steps
-    #[arg(long, default_value_t = 10, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
-    pub snapshot_every: usize,
-    /// Variance of each reverse step: beta (the notebook's) or posterior (β̃_t)
+    /// Keep a snapshot (a GIF frame) every this many sampler steps [default: 10 for
+    /// ddpm, 1 for the others (a frame at every step of the sub-sequence)]
+    #[arg(long, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
+    pub snapshot_every: Option<usize>,
+    /// Variance of each DDPM step: beta (the notebook's) or posterior (β̃_t)
     #[arg(long, value_enum, default_value_t = VarianceArg::Beta)]
     pub variance: VarianceArg,
     /// Seed of x_T and the noise of every step
     #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
+    /// Sampler: ddpm (the notebook's, every step), ddim, euler or heun (the probability-flow
+    /// ODE), dpm-solver (DPM-Solver++(2M))
+    #[arg(long, value_enum, default_value_t = SamplerArg::Ddpm)]
+    pub sampler: SamplerArg,
+    /// Sampler steps K, from 1 to T (ddpm: T only) [default: T for ddpm, 50 for the others]
+    #[arg(long, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
+    pub steps: Option<usize>,
+    /// DDIM's η from 0 (deterministic) to 1 (DDPM's σ² = β̃ over every step); ddim only
+    /// [default: 0]
+    #[arg(long, value_parser = parse_eta, allow_negative_numbers = true)]
+    pub eta: Option<f64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SamplersArgs {
+    /// Output folder (created if missing) [default: assets/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Checkpoint folder of the learned nets, on data with a known true mixture; it is
+    /// not trained here: run `cargo xtask train` first if it is missing
+    /// [default: assets/figures/checkpoints, the notebook's]
+    #[arg(long, value_name = "DIR")]
+    pub checkpoints: Option<PathBuf>,
+    /// Samples of each run (and of the true mixture's reference sample)
+    #[arg(long, default_value_t = 5000, value_parser = whole(2, 1_000_000), allow_negative_numbers = true)]
+    pub n: usize,
+    /// Points of each side of the 2-Wasserstein distance (exact optimal transport, O(n³)),
+    /// at most --n
+    #[arg(long, default_value_t = 1000, value_parser = whole(1, 20_000), allow_negative_numbers = true)]
+    pub w2_n: usize,
+    /// Seed of x_T (shared by every run), the noise and the reference samples
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
+    pub seed: u64,
+}
+
+/// A sampler by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SamplerArg {
+    Ddpm,
+    Ddim,
+    Euler,
+    Heun,
+    DpmSolver,
+}
+
+impl SamplerArg {
+    /// The library's name for it.
+    pub fn kind(self) -> toydiff::SamplerKind {
+        match self {
+            SamplerArg::Ddpm => toydiff::SamplerKind::Ddpm,
+            SamplerArg::Ddim => toydiff::SamplerKind::Ddim,
+            SamplerArg::Euler => toydiff::SamplerKind::Euler,
+            SamplerArg::Heun => toydiff::SamplerKind::Heun,
+            SamplerArg::DpmSolver => toydiff::SamplerKind::DpmSolver,
+        }
+    }
+}
+
+fn parse_eta(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not allowed: use a number from 0 to 1")),
+    }
 }
 
 /// A sub-command's flags as an empty command line gives them: the defaults that `all`
@@ -346,6 +412,9 @@ pub struct BenchArgs {
     /// Internal: its snapshot spacing
     #[arg(long, value_name = "K", hide = true, default_value_t = 10, value_parser = whole(1, 100_000))]
     pub scaling_snapshot_every: usize,
+    /// Internal: that run unguided with Heun over this many steps instead of guided DDPM
+    #[arg(long, value_name = "K", hide = true, value_parser = whole(1, 100_000))]
+    pub scaling_heun_steps: Option<usize>,
 }
 
 /// How many mixture components to fit.

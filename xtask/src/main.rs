@@ -15,6 +15,7 @@ mod gmm;
 mod progress;
 mod quality;
 mod sample;
+mod samplers;
 mod train;
 
 use std::process::ExitCode;
@@ -54,6 +55,7 @@ fn try_main(cli: flags::Cli) -> anyhow::Result<()> {
         flags::Command::Forward(args) => forward::run(&args),
         flags::Command::Train(args) => train::run(&args).map(|_| ()),
         flags::Command::Sample(args) => sample::run(&args).map(|_| ()),
+        flags::Command::Samplers(args) => samplers::run(&args),
         flags::Command::All(args) => all::run(&args),
         flags::Command::Bench(args) => bench::run(&args),
         flags::Command::Quality(args) => quality::run(&args),

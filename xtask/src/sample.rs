@@ -4,23 +4,35 @@
 use std::path::PathBuf;
 
 use sampler::ReverseVariance;
-use toydiff::{OutDir, SampleSettings, SamplingMetrics, Timings, CHECKPOINTS};
+use toydiff::{
+    OutDir, SampleSettings, SamplerChoice, SamplerKind, SamplingMetrics, Timings, CHECKPOINTS,
+};
 
 use crate::flags::{default_out, SampleArgs, VarianceArg};
 use crate::progress::Console;
 
 /// The sampling settings the flags describe.
 pub fn settings(args: &SampleArgs) -> SampleSettings {
+    let kind = args.sampler.kind();
     SampleSettings {
         n: args.n,
         scale: args.scale,
         classes: args.classes.clone(),
-        snapshot_every: args.snapshot_every,
+        snapshot_every: args.snapshot_every.unwrap_or(if kind == SamplerKind::Ddpm {
+            10
+        } else {
+            1
+        }),
         variance: match args.variance {
             VarianceArg::Beta => ReverseVariance::Beta,
             VarianceArg::Posterior => ReverseVariance::Posterior,
         },
         seed: args.seed,
+        sampler: SamplerChoice {
+            kind,
+            steps: args.steps,
+            eta: args.eta,
+        },
     }
 }
 
@@ -37,5 +49,10 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<SamplingMetrics> {
     let dir = checkpoint_dir(args, &out);
     let metrics = toydiff::sample(&settings(args), &dir, &out, &Console::new(), &mut timings)?;
     timings.write(&out)?;
+    let s = &metrics.settings;
+    println!(
+        "{} over {} steps: {} model evaluations a run",
+        s.sampler, s.steps, s.model_evaluations
+    );
     Ok(metrics)
 }

@@ -237,7 +237,11 @@ fn unknown_names_are_rejected_with_the_allowed_ones() {
         (&["gmm", "--colour", "red"], &["--colour"]),
         (
             &["trian"],
-            &["trian", "gmm, forward, train, sample, all", "train"],
+            &[
+                "trian",
+                "gmm, forward, train, sample, samplers, all",
+                "train",
+            ],
         ),
     ];
     for (args, mentions) in cases {
@@ -571,6 +575,85 @@ fn two_distinct_values_fit_with_two_components() {
         let fit: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("gmm_fit.json")).unwrap()).unwrap();
         assert!(fit["k"].as_u64().unwrap() <= 2, "{fit}");
+    }
+}
+
+#[test]
+fn sampler_choices_that_cannot_run_are_rejected() {
+    let scratch = Scratch::new("bad-sampler");
+    let out = scratch.join("out"); // never created
+    let ckpt = &fixtures().two; // T = 500
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--sampler", "heun", "--steps", "0"],
+            &["'0'", "--steps", "1 to"],
+        ),
+        (
+            &["--sampler", "ddim", "--steps", "501"],
+            &["--steps 501", "1 to T = 500"],
+        ),
+        (
+            &["--sampler", "euler", "--steps", "-3"],
+            &["'-3'", "--steps"],
+        ),
+        (
+            &["--sampler", "ddpm", "--steps", "50"],
+            &["--steps 50", "ddpm", "T = 500", "--sampler ddim --eta 1"],
+        ),
+        (&["--steps", "499"], &["--steps 499", "ddpm"]),
+        (
+            &["--sampler", "ddim", "--eta", "1.5"],
+            &["'1.5'", "--eta", "0 to 1"],
+        ),
+        (
+            &["--sampler", "ddim", "--eta", "-0.1"],
+            &["'-0.1'", "0 to 1"],
+        ),
+        (&["--sampler", "ddim", "--eta", "nan"], &["'nan'", "0 to 1"]),
+        (
+            &["--sampler", "heun", "--eta", "0.5"],
+            &["--eta 0.5", "heun", "only ddim"],
+        ),
+        (&["--eta", "0"], &["--eta 0", "ddpm", "only ddim"]),
+        (
+            &["--sampler", "dpm-solver", "--eta", "1"],
+            &["--eta 1", "dpm-solver"],
+        ),
+        (
+            &["--sampler", "rk4"],
+            &["rk4", "ddpm, ddim, euler, heun, dpm-solver"],
+        ),
+    ];
+    for (extra, mentions) in cases {
+        let mut a = sample_args(ckpt, &out);
+        a.extend_from_slice(extra);
+        rejected(&a, mentions, &[&out, ckpt]);
+    }
+}
+
+#[test]
+fn samplers_settings_that_cannot_run_are_rejected() {
+    let scratch = Scratch::new("bad-samplers");
+    let out = scratch.join("out"); // never created
+    let o = s(&out);
+    let (two, three) = (s(&fixtures().two), s(&fixtures().three));
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--n", "1"], &["'1'", "--n", "2 to"]),
+        (&["--w2-n", "0"], &["'0'", "--w2-n"]),
+        (
+            &["--n", "100", "--w2-n", "200"],
+            &["W2 on 200 points", "1 to n = 100"],
+        ),
+        (&["--checkpoints", three], &["known true distribution"]),
+        (&["--checkpoints", o], &["out"]),
+    ];
+    for (extra, mentions) in cases {
+        let mut a = vec!["samplers", "--out", o];
+        if !extra.contains(&"--checkpoints") {
+            a.extend(["--checkpoints", two]);
+        }
+        a.extend_from_slice(extra);
+        rejected(&a, mentions, &[&out, &fixtures().two, &fixtures().three]);
     }
 }
 

@@ -50,7 +50,7 @@
 pub mod metrics;
 pub mod solvers;
 
-pub use solvers::{sample_solver, timesteps, Solver};
+pub use solvers::{sample_solver, sample_solver_observed, timesteps, Solver};
 
 use candle_core::{Device, Tensor};
 use models::{NoisePredictor, NoisyClassifier};

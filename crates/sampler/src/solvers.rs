@@ -328,11 +328,37 @@ pub fn sample_solver(
     steps: &[usize],
     config: &SamplerConfig,
 ) -> Result<SampleRun, SamplerError> {
-    solve_with(denoiser, schedule, guidance, solver, steps, config, None)
+    solve_with(
+        denoiser,
+        schedule,
+        guidance,
+        solver,
+        steps,
+        config,
+        None,
+        &mut |_| {},
+    )
 }
 
-/// [`sample_solver`] with the noise drawn on a second thread (`Some(true)`), here
+/// [`sample_solver`], calling `on_step(i)` after its i-th step, i = 1, …, `steps.len()`
+/// (for a progress bar): the same draws, the same bits.
+pub fn sample_solver_observed(
+    denoiser: &dyn NoisePredictor,
+    schedule: &NoiseSchedule,
+    guidance: Option<&dyn GuidanceGradient>,
+    solver: Solver,
+    steps: &[usize],
+    config: &SamplerConfig,
+    on_step: &mut dyn FnMut(usize),
+) -> Result<SampleRun, SamplerError> {
+    solve_with(
+        denoiser, schedule, guidance, solver, steps, config, None, on_step,
+    )
+}
+
+/// [`sample_solver_observed`] with the noise drawn on a second thread (`Some(true)`), here
 /// (`Some(false)`) or as the machine allows (`None`).
+#[allow(clippy::too_many_arguments)]
 fn solve_with(
     denoiser: &dyn NoisePredictor,
     schedule: &NoiseSchedule,
@@ -341,6 +367,7 @@ fn solve_with(
     steps: &[usize],
     config: &SamplerConfig,
     noise_thread: Option<bool>,
+    on_step: &mut dyn FnMut(usize),
 ) -> Result<SampleRun, SamplerError> {
     validate(denoiser, schedule, guidance, config)?;
     check_timesteps(schedule, steps)?;
@@ -409,6 +436,7 @@ fn solve_with(
                 return Err(SamplerError::NonFinite { t });
             }
             snapshots.record(s, &x, i.is_multiple_of(config.snapshot_every) || s == 0);
+            on_step(i + 1);
         }
         Ok(())
     })?;
@@ -435,7 +463,17 @@ mod tests {
         let steps = timesteps(500, 40).unwrap();
         let run = |thread| {
             let solver = Solver::Ddim { eta: 0.7 };
-            solve_with(&den, &schedule, None, solver, &steps, &config, Some(thread)).unwrap()
+            solve_with(
+                &den,
+                &schedule,
+                None,
+                solver,
+                &steps,
+                &config,
+                Some(thread),
+                &mut |_| {},
+            )
+            .unwrap()
         };
         assert_eq!(run(true), run(false));
     }

@@ -104,6 +104,9 @@ pub enum PipelineError {
     /// A class name the classifier does not have, or classes asked of unlabelled data.
     #[error("{0}")]
     BadClasses(String),
+    /// A sampler, step count or η that cannot run (names the value and what is allowed).
+    #[error("{0}")]
+    BadSampler(String),
     /// A `--data` column request that cannot work.
     #[error("{0}")]
     BadColumns(String),

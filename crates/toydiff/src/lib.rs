@@ -11,7 +11,10 @@
 //!   carrying the run id [`Recipe::run_id`]; [`Checkpoint::load`] refuses a folder whose
 //!   files come from different runs.
 //! - [`sample()`] samples with the recipe's schedule, unguided and guided to each class,
-//!   and evaluates the samples ([`SamplingMetrics`]).
+//!   and evaluates the samples ([`SamplingMetrics`]), with DDPM or a few-step solver
+//!   ([`SamplerChoice`]).
+//! - [`samplers()`] measures every sampler's cost/quality frontier, with the learned
+//!   denoiser and with the exact score ([`SamplersReport`]).
 //! - The figures are functions that return PNG or GIF bytes ([`train::loss_figure`],
 //!   [`sample::sampling_gif`], [`forward::schedule_figure`], …); every file is written
 //!   atomically through [`OutDir`].
@@ -59,6 +62,7 @@ mod observer;
 mod output;
 mod recipe;
 pub mod sample;
+pub mod samplers;
 pub mod train;
 
 pub use data::{
@@ -76,7 +80,11 @@ pub use recipe::{
     RecipeError, RecipeFile, RecipeParams, ScheduleSpec, Seeds, TimeInput, TrainingSettings,
     DEFAULT_CLASSIFIER_STEPS, MAX_NUM_STEPS, RECIPE_FORMAT,
 };
-pub use sample::{sample, Checkpoint, Runs, SampleSettings};
+pub use sample::{
+    sample, Checkpoint, Runs, SampleSettings, SamplerChoice, SamplerKind, SamplerPlan,
+    DEFAULT_SOLVER_STEPS,
+};
+pub use samplers::{samplers, FrontierRow, SamplersReport, SamplersSettings};
 pub use train::{train, Trained, CHECKPOINTS, RECIPE_FILE};
 
 /// The README's example, compiled and run with the doc tests.

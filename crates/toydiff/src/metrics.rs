@@ -63,16 +63,33 @@ pub struct SamplingMetrics {
 /// The settings of the sampling runs, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingSettingsRecord {
+    /// DDIM's η (null for the other samplers).
+    #[serde(default)]
+    pub eta: Option<f64>,
+    /// Denoiser evaluations of one run (K, or 2K − 1 for Heun); a guided run adds as
+    /// many classifier gradients.
+    #[serde(default)]
+    pub model_evaluations: usize,
     /// Samples a run.
     pub n: usize,
+    /// The sampler: ddpm, ddim, euler, heun or dpm-solver.
+    #[serde(default = "ddpm")]
+    pub sampler: String,
     /// The guidance scale.
     pub scale: f64,
     /// The seed.
     pub seed: u64,
-    /// Snapshot spacing.
+    /// Snapshot spacing, in solver steps.
     pub snapshot_every: usize,
-    /// Reverse variance: beta or posterior.
+    /// Solver steps K of a run (T for ddpm).
+    #[serde(default)]
+    pub steps: usize,
+    /// DDPM's reverse variance: beta or posterior (the other samplers do not use it).
     pub variance: String,
+}
+
+fn ddpm() -> String {
+    "ddpm".into()
 }
 
 /// One mode's share and moments among the samples.
@@ -219,7 +236,11 @@ mod tests {
             sampling: Some(SamplingMetrics {
                 guided: BTreeMap::from([("guided_0".into(), guided.clone())]),
                 settings: SamplingSettingsRecord {
+                    eta: Some(0.5),
+                    model_evaluations: 99,
                     n: 500,
+                    sampler: "heun".into(),
+                    steps: 50,
                     scale: 30.0,
                     seed: 1234,
                     snapshot_every: 10,

@@ -1,6 +1,8 @@
-//! The `sample` stage: DDPM reverse sampling, unguided and guided to each class, from a
+//! The `sample` stage: reverse sampling, unguided and guided to each class, from a
 //! checkpoint folder `train` wrote (the notebook's section 8): the GIF, the samples as
-//! CSV in the data's own units, and their metrics.
+//! CSV in the data's own units, and their metrics. The sampler is the notebook's DDPM
+//! over all T steps by default, or DDIM, the probability-flow ODE (Euler, Heun) or
+//! DPM-Solver++(2M) over K of them ([`SamplerChoice`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,8 +12,8 @@ use models::{ClassifierNet, DenoiserNet, NoisyClassifier};
 use rand::{rngs::StdRng, SeedableRng};
 use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, mode_stats, widen};
 use sampler::{
-    sample_observed, ClassifierGuidance, GuidanceGradient, ReverseVariance, SampleRun,
-    SamplerConfig,
+    sample_observed, sample_solver_observed, timesteps, ClassifierGuidance, GuidanceGradient,
+    ReverseVariance, SampleRun, SamplerConfig, Solver,
 };
 use toy_data::GaussianMixture;
 use viz::{Color, Panel, PointSeries, Scatter};
@@ -47,10 +49,12 @@ pub struct SampleSettings {
     pub variance: ReverseVariance,
     /// Seed of x_T and the noise of every step.
     pub seed: u64,
+    /// The sampler and its steps.
+    pub sampler: SamplerChoice,
 }
 
 impl Default for SampleSettings {
-    /// The notebook's: 500 samples, every class, a frame every 10 steps, σ_t² = β_t.
+    /// The notebook's: 500 samples, every class, a frame every 10 steps, σ_t² = β_t, DDPM.
     fn default() -> Self {
         Self {
             n: 500,
@@ -59,7 +63,149 @@ impl Default for SampleSettings {
             snapshot_every: 10,
             variance: ReverseVariance::Beta,
             seed: 1234,
+            sampler: SamplerChoice::default(),
         }
+    }
+}
+
+/// A sampler by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SamplerKind {
+    /// DDPM ancestral sampling over every step (the notebook's; σ_t² from `variance`).
+    #[default]
+    Ddpm,
+    /// DDIM with η ∈ [0, 1] (default 0, deterministic).
+    Ddim,
+    /// The probability-flow ODE, Euler's method.
+    Euler,
+    /// The probability-flow ODE, Heun's method (two model evaluations a step, one on the last).
+    Heun,
+    /// DPM-Solver++(2M).
+    DpmSolver,
+}
+
+impl SamplerKind {
+    /// Every sampler, in the order of the tables.
+    pub const ALL: [SamplerKind; 5] = [
+        SamplerKind::Ddpm,
+        SamplerKind::Ddim,
+        SamplerKind::Euler,
+        SamplerKind::Heun,
+        SamplerKind::DpmSolver,
+    ];
+
+    /// Its name on the command line and in the metrics: ddpm, ddim, euler, heun, dpm-solver.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Ddpm => "ddpm",
+            SamplerKind::Ddim => "ddim",
+            SamplerKind::Euler => "euler",
+            SamplerKind::Heun => "heun",
+            SamplerKind::DpmSolver => "dpm-solver",
+        }
+    }
+}
+
+/// Which sampler, over how many steps, with which η: as asked, before it is checked
+/// against the checkpoint's T ([`SamplerChoice::plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SamplerChoice {
+    /// The sampler.
+    pub kind: SamplerKind,
+    /// Solver steps K; `None`: T for ddpm, min(50, T) for the others.
+    pub steps: Option<usize>,
+    /// DDIM's η; `None`: 0. Only ddim has one.
+    pub eta: Option<f64>,
+}
+
+/// The default K of every sampler but ddpm.
+pub const DEFAULT_SOLVER_STEPS: usize = 50;
+
+/// A sampler choice checked against T: what runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplerPlan {
+    /// The sampler.
+    pub kind: SamplerKind,
+    /// `None` for ddpm, else the solver that runs.
+    pub solver: Option<Solver>,
+    /// The time steps τ_K = T > … > τ_1 it visits (every step for ddpm).
+    pub timesteps: Vec<usize>,
+    /// DDIM's η (`None` for the others).
+    pub eta: Option<f64>,
+}
+
+impl SamplerPlan {
+    /// K, the steps of one run.
+    pub fn steps(&self) -> usize {
+        self.timesteps.len()
+    }
+
+    /// Denoiser evaluations of one run: K, or 2K − 1 for Heun.
+    pub fn model_evaluations(&self) -> usize {
+        self.solver
+            .map_or(self.steps(), |s| s.model_evaluations(self.steps()))
+    }
+}
+
+impl SamplerChoice {
+    /// The sampler `kind` with its defaults.
+    pub fn new(kind: SamplerKind) -> Self {
+        Self {
+            kind,
+            steps: None,
+            eta: None,
+        }
+    }
+
+    /// Checks the choice against the checkpoint's `num_steps` (T): K in 1..=T (ddpm:
+    /// K = T, it runs every step), η in [0, 1] and only for ddim.
+    pub fn plan(&self, num_steps: usize) -> Result<SamplerPlan> {
+        let name = self.kind.name();
+        let bad = |m: String| Err(PipelineError::BadSampler(m));
+        if let Some(eta) = self.eta {
+            if self.kind != SamplerKind::Ddim {
+                return bad(format!(
+                    "--eta {eta} is not allowed with --sampler {name}: only ddim has η (a number from 0 to 1)"
+                ));
+            }
+            if !(0.0..=1.0).contains(&eta) {
+                return bad(format!(
+                    "--eta {eta} is not allowed: use a number from 0 to 1"
+                ));
+            }
+        }
+        let default = if self.kind == SamplerKind::Ddpm {
+            num_steps
+        } else {
+            DEFAULT_SOLVER_STEPS.min(num_steps)
+        };
+        let k = self.steps.unwrap_or(default);
+        if k == 0 || k > num_steps {
+            return bad(format!(
+                "--steps {k} is not allowed: use a whole number from 1 to T = {num_steps} (the checkpoint's steps)"
+            ));
+        }
+        if self.kind == SamplerKind::Ddpm && k != num_steps {
+            return bad(format!(
+                "--steps {k} is not allowed with --sampler ddpm, which runs every one of the T = {num_steps} steps: leave --steps out, or use --sampler ddim --eta 1 for DDPM over fewer steps"
+            ));
+        }
+        let eta = (self.kind == SamplerKind::Ddim).then(|| self.eta.unwrap_or(0.0));
+        let solver = match self.kind {
+            SamplerKind::Ddpm => None,
+            SamplerKind::Ddim => Some(Solver::Ddim {
+                eta: eta.unwrap_or(0.0),
+            }),
+            SamplerKind::Euler => Some(Solver::Euler),
+            SamplerKind::Heun => Some(Solver::Heun),
+            SamplerKind::DpmSolver => Some(Solver::DpmSolver2M),
+        };
+        Ok(SamplerPlan {
+            kind: self.kind,
+            solver,
+            timesteps: timesteps(num_steps, k)?,
+            eta,
+        })
     }
 }
 
@@ -243,9 +389,37 @@ fn target_classes(settings: &SampleSettings, data: &Prepared) -> Result<Vec<u32>
         .collect()
 }
 
-/// Checks the settings against the checkpoint (the classes exist) before any work.
+/// Checks the settings against the checkpoint (the classes exist, the sampler can run
+/// with its T) before any work.
 pub fn check_settings(settings: &SampleSettings, checkpoint: &Checkpoint) -> Result<()> {
+    settings.sampler.plan(checkpoint.recipe.num_steps)?;
     target_classes(settings, &checkpoint.data).map(|_| ())
+}
+
+/// One run of `plan` with `observe(i)` after its i-th step: DDPM's own loop, or a solver.
+pub fn run_plan(
+    plan: &SamplerPlan,
+    denoiser: &dyn models::NoisePredictor,
+    schedule: &schedule::NoiseSchedule,
+    guidance: Option<&dyn GuidanceGradient>,
+    config: &SamplerConfig,
+    observe: &mut dyn FnMut(usize),
+) -> Result<SampleRun> {
+    let steps = schedule.num_steps();
+    Ok(match plan.solver {
+        None => sample_observed(denoiser, schedule, guidance, config, &mut |t| {
+            observe(steps + 1 - t)
+        })?,
+        Some(solver) => sample_solver_observed(
+            denoiser,
+            schedule,
+            guidance,
+            solver,
+            &plan.timesteps,
+            config,
+            observe,
+        )?,
+    })
 }
 
 /// Runs the samplers on a loaded checkpoint with the recipe's schedule (nothing is
@@ -266,15 +440,16 @@ pub fn generate(
     };
     let scale = guidance_scale(settings, data);
     let targets = target_classes(settings, data)?;
-    let steps = schedule.num_steps();
+    let plan = settings.sampler.plan(schedule.num_steps())?;
     let observed = |what: &str, guidance: Option<&dyn GuidanceGradient>, seed_offset: u64| {
-        let bar = obs.bar(what, steps as u64);
-        let run = sample_observed(
+        let bar = obs.bar(what, plan.steps() as u64);
+        let run = run_plan(
+            &plan,
             &checkpoint.denoiser,
             &schedule,
             guidance,
             &config(seed_offset),
-            &mut |t| bar.set((steps + 1 - t) as u64),
+            &mut |i| bar.set(i as u64),
         );
         bar.finish();
         run
@@ -301,9 +476,11 @@ pub fn generate(
     }
     say!(
         obs,
-        "sampled {} points × {} steps: unguided{}",
+        "sampled {} points with {}, {} steps ({} model evaluations a run): unguided{}",
         settings.n,
-        schedule.num_steps(),
+        plan.kind.name(),
+        plan.steps(),
+        plan.model_evaluations(),
         if guided.is_empty() {
             " (no classifier: the data has no labels)".to_string()
         } else {
@@ -337,7 +514,8 @@ pub fn sample(
     check_settings(settings, &checkpoint)?;
     let runs = generate(settings, &checkpoint, obs, timings)?;
     let start = Instant::now();
-    let metrics = evaluate(settings, &checkpoint.data, &runs)?;
+    let plan = settings.sampler.plan(checkpoint.recipe.num_steps)?;
+    let metrics = evaluate(settings, &plan, &checkpoint.data, &runs)?;
     timings.record("evaluate", start.elapsed().as_secs_f64());
     let start = Instant::now();
     write_outputs(out, &checkpoint.data, &runs, obs)?;
@@ -492,6 +670,7 @@ fn modes(points: &[f64], truth: &GaussianMixture) -> Vec<ModeMetrics> {
 /// Gaussian mixture) samples are compared with it; otherwise with the held-out data.
 pub fn evaluate(
     settings: &SampleSettings,
+    plan: &SamplerPlan,
     data: &Prepared,
     runs: &Runs,
 ) -> Result<SamplingMetrics> {
@@ -598,7 +777,11 @@ pub fn evaluate(
     Ok(SamplingMetrics {
         guided,
         settings: SamplingSettingsRecord {
+            eta: plan.eta,
+            model_evaluations: plan.model_evaluations(),
             n,
+            sampler: plan.kind.name().into(),
+            steps: plan.steps(),
             scale: guidance_scale(settings, data),
             seed: settings.seed,
             snapshot_every: settings.snapshot_every,

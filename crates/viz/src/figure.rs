@@ -6,7 +6,7 @@
 use crate::Color;
 
 /// A polyline, drawn in data coordinates. Points with a non-finite coordinate
-/// (or y ≤ 0 on a log axis) break the line; the line is clipped to the axes.
+/// (or a coordinate ≤ 0 on a log axis) break the line; the line is clipped to the axes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Curve {
     /// Legend entry; empty for none.
@@ -224,6 +224,8 @@ pub struct LineChart {
     pub y_range: Option<(f64, f64)>,
     /// Logarithmic y axis.
     pub log_y: bool,
+    /// Logarithmic x axis (points with x ≤ 0 break the line, as y ≤ 0 on a log y axis).
+    pub log_x: bool,
 }
 
 /// One cell of a figure.

@@ -207,6 +207,7 @@ struct Plan<'p> {
     y_label: &'p str,
     x_range: (f64, f64),
     y_range: (f64, f64),
+    log_x: bool,
     log_y: bool,
     content: Content<'p>,
 }
@@ -252,6 +253,7 @@ impl<'p> Plan<'p> {
                     y_label: &h.y_label,
                     x_range,
                     y_range: (0.0, top),
+                    log_x: false,
                     log_y: false,
                     content: Content::Bars {
                         bins,
@@ -278,6 +280,7 @@ impl<'p> Plan<'p> {
                     y_label: &s.y_label,
                     x_range: s.x_range,
                     y_range: s.y_range,
+                    log_x: false,
                     log_y: false,
                     content: Content::Points(&s.series),
                 })
@@ -285,11 +288,12 @@ impl<'p> Plan<'p> {
             Panel::Line(l) => {
                 let x_range = match l.x_range {
                     Some(r) => r,
-                    None => auto_range(curve_points(&l.curves).map(|p| p.0), false, PAD)
+                    None => auto_range(curve_points(&l.curves).map(|p| p.0), l.log_x, PAD)
                         .ok_or_else(|| {
                             VizError::InvalidInput(format!(
-                                "line chart {:?} has no finite x value and no x range",
-                                l.title
+                                "line chart {:?} has no {} x value and no x range",
+                                l.title,
+                                if l.log_x { "positive" } else { "finite" }
                             ))
                         })?,
                 };
@@ -309,7 +313,7 @@ impl<'p> Plan<'p> {
                         })?
                     }
                 };
-                check_range(x_range.0, x_range.1, false, "line chart x")?;
+                check_range(x_range.0, x_range.1, l.log_x, "line chart x")?;
                 check_range(y_range.0, y_range.1, l.log_y, "line chart y")?;
                 Ok(Self {
                     title: &l.title,
@@ -317,6 +321,7 @@ impl<'p> Plan<'p> {
                     y_label: &l.y_label,
                     x_range,
                     y_range,
+                    log_x: l.log_x,
                     log_y: l.log_y,
                     content: Content::Curves(&l.curves),
                 })
@@ -392,7 +397,7 @@ impl<'p> Plan<'p> {
         // As many x ticks as fit with 1.5 label-heights between labels.
         let mut x_ticks = ((f64::from(plot_w) / (s.tick * 4.0)) as usize).clamp(3, 11);
         let x_axis = loop {
-            let axis = Axis::new(self.x_range.0, self.x_range.1, false, x_ticks)?;
+            let axis = Axis::new(self.x_range.0, self.x_range.1, self.log_x, x_ticks)?;
             let widest = axis
                 .ticks()
                 .iter()
@@ -1040,6 +1045,20 @@ mod tests {
             ..Default::default()
         });
         assert!(render_rgb(&[negative_log], 1, 100, 100).is_err());
+        // A log x axis needs a positive x; one positive point among others suffices.
+        let log_x = |xs: &[f64]| {
+            Panel::Line(LineChart {
+                curves: vec![Curve::new(
+                    "",
+                    xs.iter().map(|&x| (x, 1.0)).collect(),
+                    Color::RED,
+                )],
+                log_x: true,
+                ..Default::default()
+            })
+        };
+        assert!(render_rgb(&[log_x(&[-1.0, 0.0])], 1, 100, 100).is_err());
+        assert!(render_rgb(&[log_x(&[0.0, 5.0, 500.0])], 1, 200, 100).is_ok());
         assert!(encode_png(&[0; 5], 2, 1).is_err());
     }
 
