@@ -634,30 +634,12 @@ fn pipeline_stages(
     })
 }
 
-/// Nanoseconds this process has run on a CPU, all its threads (live and exited) together.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+/// Nanoseconds this process has run on a CPU, all its threads (live and exited) together
+/// (`CLOCK_PROCESS_CPUTIME_ID` through the `cpu-time` crate; `None` where it is unavailable).
 fn cpu_ns() -> Option<u64> {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec (two 64-bit fields on 64-bit Linux).
-    let rc = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn cpu_ns() -> Option<u64> {
-    None
+    cpu_time::ProcessTime::try_now()
+        .ok()
+        .map(|t| t.as_duration().as_nanos() as u64)
 }
 
 /// Wall and CPU seconds of one run.
