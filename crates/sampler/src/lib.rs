@@ -745,8 +745,9 @@ mod tests {
         }
     }
 
-    /// A denoiser that returns NaN at one step, as a diverged network would.
-    struct BrokenAt(usize);
+    /// A denoiser that returns NaN at one step, as a diverged network would (also the
+    /// solvers' tests' fixture).
+    pub(crate) struct BrokenAt(pub(crate) usize);
 
     impl NoisePredictor for BrokenAt {
         fn num_steps(&self) -> usize {

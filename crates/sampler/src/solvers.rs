@@ -478,21 +478,7 @@ mod tests {
         assert_eq!(run(true), run(false));
     }
 
-    /// ε = NaN at one step, as a diverged network would give.
-    struct NanAt(usize);
-
-    impl NoisePredictor for NanAt {
-        fn num_steps(&self) -> usize {
-            500
-        }
-        fn dim(&self) -> usize {
-            2
-        }
-        fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
-            let v = if t == self.0 { f64::NAN } else { 0.0 };
-            x_t.ones_like()?.affine(v, 0.0)
-        }
-    }
+    use crate::tests::BrokenAt;
 
     #[test]
     fn a_non_finite_state_is_an_error_naming_t() {
@@ -510,8 +496,8 @@ mod tests {
             (Solver::Heun, steps[6]),
             (Solver::DpmSolver2M, bad),
         ] {
-            let err =
-                sample_solver(&NanAt(bad), &schedule, None, solver, &steps, &config).unwrap_err();
+            let err = sample_solver(&BrokenAt(bad), &schedule, None, solver, &steps, &config)
+                .unwrap_err();
             assert!(
                 matches!(err, SamplerError::NonFinite { t } if t == named),
                 "{solver:?}: {err}"
