@@ -738,8 +738,10 @@ fn figure_stages(repeats: usize, p: &Pipeline, table: &mut Table) -> anyhow::Res
 
     // Guided vs unguided GIF: 51 frames of two panels, 1050×600.
     let n_frames = p.runs.unguided.snapshots.len();
+    // The runs above are DDPM's, over every step.
+    let plan = toydiff::SamplerChoice::default().plan(p.recipe.num_steps)?;
     let s = time_repeats(repeats, || {
-        let frames = sample::frames(&p.data, &p.runs);
+        let frames = sample::frames(&p.data, &p.runs, &plan);
         std::hint::black_box(sample::sampling_gif(&frames)?);
         Ok(())
     })?;

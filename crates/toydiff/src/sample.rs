@@ -518,7 +518,7 @@ pub fn sample(
     let metrics = evaluate(settings, &plan, &checkpoint.data, &runs)?;
     timings.record("evaluate", start.elapsed().as_secs_f64());
     let start = Instant::now();
-    write_outputs(out, &checkpoint.data, &runs, obs)?;
+    write_outputs(out, &checkpoint.data, &runs, &plan, obs)?;
     write_sampling_metrics(out, &metrics)?;
     say!(obs, "wrote {}", out.path("metrics.json").display());
     timings.record("sample_outputs", start.elapsed().as_secs_f64());
@@ -554,16 +554,18 @@ fn class_color(c: usize, n_classes: usize) -> Color {
     }
 }
 
-/// Every frame of `guided_vs_unguided_generation.gif`: unguided (left) and guided (right).
-pub fn frames(data: &Prepared, runs: &Runs) -> Vec<Vec<Panel>> {
+/// Every frame of `guided_vs_unguided_generation.gif`: unguided (left) and guided (right),
+/// the titles naming the sampler of `plan` (the one `runs` came from) unless it is ddpm.
+pub fn frames(data: &Prepared, runs: &Runs, plan: &SamplerPlan) -> Vec<Vec<Panel>> {
     let original: Vec<(f64, f64)> = data
         .points
         .rows()
         .into_iter()
         .map(|r| (r[0], r[1]))
         .collect();
+    let note = sampler_note(plan);
     (0..runs.unguided.snapshots.len())
-        .map(|k| frame(data, &original, runs, k))
+        .map(|k| frame(data, &original, runs, &note, k))
         .collect()
 }
 
@@ -578,9 +580,16 @@ pub fn final_png(frames: &[Vec<Panel>]) -> Result<Vec<u8>> {
     Ok(viz::render_png(last, 2, 1050, 600)?)
 }
 
-/// Writes the GIF, `samples_final.png` and the samples as CSV in the data's units.
-pub fn write_outputs(out: &OutDir, data: &Prepared, runs: &Runs, obs: &dyn Observer) -> Result<()> {
-    let frames = frames(data, runs);
+/// Writes the GIF, `samples_final.png` (titles naming `plan`'s sampler, see [`frames`]) and
+/// the samples as CSV in the data's units.
+pub fn write_outputs(
+    out: &OutDir,
+    data: &Prepared,
+    runs: &Runs,
+    plan: &SamplerPlan,
+    obs: &dyn Observer,
+) -> Result<()> {
+    let frames = frames(data, runs, plan);
     let path = out.write("guided_vs_unguided_generation.gif", &sampling_gif(&frames)?)?;
     say!(obs, "wrote {} ({} frames)", path.display(), frames.len());
     let path = out.write("samples_final.png", &final_png(&frames)?)?;
@@ -611,8 +620,28 @@ pub fn csv(header: &[String], points: &[f64]) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// One frame of the notebook's animation: unguided (left) and guided (right).
-fn frame(data: &Prepared, original: &[(f64, f64)], runs: &Runs, k: usize) -> Vec<Panel> {
+/// What the sampling figures' titles say about the sampler before ", t = …": nothing
+/// for ddpm (the notebook's titles), else e.g. ", Heun 50 steps" or ", DDIM η = 0.5, 20 steps".
+fn sampler_note(plan: &SamplerPlan) -> String {
+    let name = match plan.kind {
+        SamplerKind::Ddpm => return String::new(),
+        SamplerKind::Ddim => format!("DDIM η = {},", plan.eta.unwrap_or(0.0)),
+        SamplerKind::Euler => "Euler".into(),
+        SamplerKind::Heun => "Heun".into(),
+        SamplerKind::DpmSolver => "DPM-Solver++(2M)".into(),
+    };
+    format!(", {name} {} steps", plan.steps())
+}
+
+/// One frame of the notebook's animation: unguided (left) and guided (right); `note`
+/// from [`sampler_note`].
+fn frame(
+    data: &Prepared,
+    original: &[(f64, f64)],
+    runs: &Runs,
+    note: &str,
+    k: usize,
+) -> Vec<Panel> {
     let t = runs.unguided.snapshots[k].t;
     let (x_range, y_range) = data.axes();
     let names = &data.meta.column_names;
@@ -623,7 +652,7 @@ fn frame(data: &Prepared, original: &[(f64, f64)], runs: &Runs, k: usize) -> Vec
     };
     let pts = |run: &SampleRun| pairs(&original_units(data, &run.snapshots[k].points));
     let left = Scatter {
-        title: format!("Unguided, t = {t}"),
+        title: format!("Unguided{note}, t = {t}"),
         x_label: names[0].clone(),
         y_label: names[1].clone(),
         x_range,
@@ -636,12 +665,12 @@ fn frame(data: &Prepared, original: &[(f64, f64)], runs: &Runs, k: usize) -> Vec
         ],
     };
     let mut right = Scatter {
-        title: format!("Classifier-guided, t = {t}"),
+        title: format!("Classifier-guided{note}, t = {t}"),
         series: vec![base()],
         ..left.clone()
     };
     if runs.guided.is_empty() {
-        right.title = format!("No labels: nothing to guide, t = {t}");
+        right.title = format!("No labels: nothing to guide{note}, t = {t}");
     }
     let c = data.meta.class_names.len();
     for &(class, ref run) in &runs.guided {
@@ -840,4 +869,27 @@ pub fn knn_labels(points: &[f64], train: &[f64], labels: &[u32], n_classes: usiz
                 .unwrap_or(0)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_name_every_sampler_but_ddpm() {
+        let note =
+            |kind, steps, eta| sampler_note(&SamplerChoice { kind, steps, eta }.plan(500).unwrap());
+        // ddpm keeps the notebook's titles, so its figures stay byte-identical.
+        assert_eq!(note(SamplerKind::Ddpm, None, None), "");
+        assert_eq!(note(SamplerKind::Heun, None, None), ", Heun 50 steps");
+        assert_eq!(note(SamplerKind::Euler, Some(20), None), ", Euler 20 steps");
+        assert_eq!(
+            note(SamplerKind::Ddim, Some(20), Some(0.5)),
+            ", DDIM η = 0.5, 20 steps"
+        );
+        assert_eq!(
+            note(SamplerKind::DpmSolver, Some(10), None),
+            ", DPM-Solver++(2M) 10 steps"
+        );
+    }
 }

@@ -16,7 +16,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use sampler::metrics::{energy_distance, energy_noise_floor, w2_noise_floor, wasserstein2, widen};
 use sampler::{SampleRun, SamplerConfig};
 use serde::{Deserialize, Serialize};
-use viz::{Color, Curve, LineChart, Panel};
+use viz::{Color, Curve, LineChart, Panel, PointSeries};
 
 use crate::data::{standardise_mixture, Prepared};
 use crate::error::{PipelineError, Result};
@@ -458,6 +458,7 @@ pub fn frontier_figure(report: &SamplersReport) -> Result<Vec<u8>> {
             y_range: Some((w2_lo / 1.15, w2_hi * 3.0)),
             log_x: true,
             log_y: true,
+            ..LineChart::default()
         }),
     ];
     Ok(viz::render_png(&panels, 2, 1600, 850)?)
@@ -494,8 +495,9 @@ pub fn trajectories(
     ])
 }
 
-/// `trajectories.png`: each point's path from x_T (a dot-free line per point, one colour
-/// per point in both panels) under DDPM (left) and the probability-flow ODE (right).
+/// `trajectories.png`: each point's path from x_T (a line per point, one colour per point
+/// in both panels; a small black dot where it starts at x_T, a larger one where it
+/// ends at x_0) under DDPM (left) and the probability-flow ODE (right).
 pub fn trajectories_figure(data: &Prepared, paths: &[(SamplerPlan, SampleRun)]) -> Result<Vec<u8>> {
     let (x_range, y_range) = data.axes();
     let names = &data.meta.column_names;
@@ -519,6 +521,15 @@ pub fn trajectories_figure(data: &Prepared, paths: &[(SamplerPlan, SampleRun)]) 
                     Curve::new(label, path, viz::palette(i)).width(1)
                 })
                 .collect();
+            let ends = |state: Option<&Vec<f64>>| -> Vec<(f64, f64)> {
+                state.map_or_else(Vec::new, |s| {
+                    s.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+                })
+            };
+            let markers = vec![
+                PointSeries::new("x_T (start)", ends(states.first()), Color::BLACK).radius(3),
+                PointSeries::new("x_0 (sample)", ends(states.last()), Color::BLACK).radius(5),
+            ];
             let title = match plan.kind {
                 SamplerKind::Ddpm => format!(
                     "DDPM (stochastic), {} steps: paths from x_T to x_0",
@@ -535,6 +546,7 @@ pub fn trajectories_figure(data: &Prepared, paths: &[(SamplerPlan, SampleRun)]) 
                 x_label: names[0].clone(),
                 y_label: names[1].clone(),
                 curves,
+                markers,
                 x_range: Some(x_range),
                 y_range: Some(y_range),
                 ..LineChart::default()

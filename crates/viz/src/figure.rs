@@ -217,6 +217,10 @@ pub struct LineChart {
     pub y_label: String,
     /// Drawn in order: later curves on top.
     pub curves: Vec<Curve>,
+    /// Markers drawn over all the curves, in order (e.g. where each path starts
+    /// and ends); their legend entries follow the curves'. They do not widen the
+    /// automatic ranges, and ones outside the axes are not drawn. Empty for none.
+    pub markers: Vec<PointSeries>,
     /// Shown x range; `None`: the curves' range padded by 5%.
     pub x_range: Option<(f64, f64)>,
     /// Shown y range; `None`: the curves' range padded by 5% (multiplicatively

@@ -197,7 +197,10 @@ enum Content<'p> {
         curves: &'p [Curve],
     },
     Points(&'p [PointSeries]),
-    Curves(&'p [Curve]),
+    Curves {
+        curves: &'p [Curve],
+        markers: &'p [PointSeries],
+    },
 }
 
 /// A validated panel with its data ranges resolved.
@@ -266,14 +269,7 @@ impl<'p> Plan<'p> {
             Panel::Scatter(s) => {
                 check_range(s.x_range.0, s.x_range.1, false, "scatter x")?;
                 check_range(s.y_range.0, s.y_range.1, false, "scatter y")?;
-                for series in &s.series {
-                    if !(0.0..=1.0).contains(&series.alpha) {
-                        return invalid(format!(
-                            "point series {:?} has alpha {} outside [0, 1]",
-                            series.label, series.alpha
-                        ));
-                    }
-                }
+                check_alphas(&s.series)?;
                 Ok(Self {
                     title: &s.title,
                     x_label: &s.x_label,
@@ -315,6 +311,7 @@ impl<'p> Plan<'p> {
                 };
                 check_range(x_range.0, x_range.1, l.log_x, "line chart x")?;
                 check_range(y_range.0, y_range.1, l.log_y, "line chart y")?;
+                check_alphas(&l.markers)?;
                 Ok(Self {
                     title: &l.title,
                     x_label: &l.x_label,
@@ -323,7 +320,10 @@ impl<'p> Plan<'p> {
                     y_range,
                     log_x: l.log_x,
                     log_y: l.log_y,
-                    content: Content::Curves(&l.curves),
+                    content: Content::Curves {
+                        curves: &l.curves,
+                        markers: &l.markers,
+                    },
                 })
             }
         }
@@ -341,7 +341,11 @@ impl<'p> Plan<'p> {
                 v
             }
             Content::Points(series) => series.iter().map(|s| s.label.as_str()).collect(),
-            Content::Curves(c) => curves(c),
+            Content::Curves { curves: c, markers } => {
+                let mut v = curves(c);
+                v.extend(markers.iter().map(|m| m.label.as_str()));
+                v
+            }
         };
         v.retain(|l| !l.is_empty());
         v
@@ -472,9 +476,18 @@ impl<'p> Plan<'p> {
                 // Fixed, so that animation frames do not make the legend jump.
                 &[SeriesLabelPosition::UpperRight]
             }
-            Content::Curves(curves) => {
+            Content::Curves { curves, markers } => {
                 for c in curves.iter() {
                     draw_curve(&mut chart, c, &x_axis, &y_axis, swatch, &mut ink)?;
+                }
+                for m in markers.iter() {
+                    for &(a, b) in &m.points {
+                        if x_axis.contains(a) && y_axis.contains(b) {
+                            let (px, py) = chart.backend_coord(&(a, b));
+                            ink.push((f64::from(px), f64::from(py)));
+                        }
+                    }
+                    draw_points(&mut chart, m, &x_axis, &y_axis, swatch)?;
                 }
                 &[
                     SeriesLabelPosition::UpperRight,
@@ -560,6 +573,19 @@ fn legend_corner(
         }
     }
     best.1
+}
+
+/// Every series' alpha lies in `[0, 1]`.
+fn check_alphas(series: &[PointSeries]) -> Result<(), VizError> {
+    for s in series {
+        if !(0.0..=1.0).contains(&s.alpha) {
+            return invalid(format!(
+                "point series {:?} has alpha {} outside [0, 1]",
+                s.label, s.alpha
+            ));
+        }
+    }
+    Ok(())
 }
 
 type Chart<'a, 'b> = ChartContext<'a, Canvas<'b>, Cartesian2d<Axis, Axis>>;
@@ -1060,6 +1086,57 @@ mod tests {
         assert!(render_rgb(&[log_x(&[-1.0, 0.0])], 1, 100, 100).is_err());
         assert!(render_rgb(&[log_x(&[0.0, 5.0, 500.0])], 1, 200, 100).is_ok());
         assert!(encode_png(&[0; 5], 2, 1).is_err());
+    }
+
+    #[test]
+    fn line_chart_markers_change_only_the_pixels_they_cover() {
+        let chart = |markers: Vec<PointSeries>| {
+            let panel = Panel::Line(LineChart {
+                curves: vec![Curve::new("", vec![(1.0, 1.0), (9.0, 9.0)], Color::BLUE)],
+                markers,
+                x_range: Some((0.0, 10.0)),
+                y_range: Some((0.0, 10.0)),
+                ..Default::default()
+            });
+            decode(&render_png(&[panel], 1, 400, 300).unwrap())
+        };
+        let plain = chart(Vec::new());
+        // A series with no point in the axes and no label draws nothing at all.
+        let outside = PointSeries::new("", vec![(20.0, 5.0)], Color::RED);
+        assert_eq!(chart(vec![outside]), plain);
+        let r = 6;
+        let marked = chart(vec![
+            PointSeries::new("", vec![(7.0, 2.0)], Color::RED).radius(r)
+        ]);
+        let changed: Vec<(u32, u32)> = (0..400)
+            .flat_map(|x| (0..300).map(move |y| (x, y)))
+            .filter(|&(x, y)| marked.get_pixel(x, y) != plain.get_pixel(x, y))
+            .collect();
+        let red = count(&marked, |p| p.0 == [255, 0, 0]);
+        // A radius-6 disk covers ~113 pixels, ~90 of them fully.
+        assert!(red > 60, "{red} red pixels");
+        assert_eq!(
+            red,
+            changed
+                .iter()
+                .filter(|&&(x, y)| marked.get_pixel(x, y).0 == [255, 0, 0])
+                .count()
+        );
+        // Every changed pixel lies in one disk (antialiased edge: one pixel more) …
+        let (xs, ys): (Vec<u32>, Vec<u32>) = changed.iter().copied().unzip();
+        let span = |v: &[u32]| v.iter().max().unwrap() - v.iter().min().unwrap();
+        assert!(
+            span(&xs) <= 2 * r + 2 && span(&ys) <= 2 * r + 2,
+            "{changed:?}"
+        );
+        // … where (7, 2) is: right of the middle, below it.
+        let mean = |v: &[u32]| v.iter().sum::<u32>() / v.len() as u32;
+        assert!(mean(&xs) > 200 && mean(&ys) > 150, "{changed:?}");
+        // A label adds a legend entry with the marker's swatch.
+        let labelled = chart(vec![
+            PointSeries::new("end", vec![(7.0, 2.0)], Color::RED).radius(r)
+        ]);
+        assert!(count(&labelled, |p| p.0 == [255, 0, 0]) > red);
     }
 
     #[test]
