@@ -577,7 +577,9 @@ mod tests {
     use super::*;
     use models::ExactMixture;
 
-    fn exact() -> (NoiseSchedule, ExactMixture) {
+    /// The notebook's schedule and the exact model of its two clusters (also the solvers'
+    /// tests' fixture).
+    pub(crate) fn exact() -> (NoiseSchedule, ExactMixture) {
         let schedule = NoiseSchedule::notebook();
         let exact = ExactMixture::new(&toy_data::two_clusters_mixture(), &schedule).unwrap();
         (schedule, exact)

@@ -449,12 +449,11 @@ fn solve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use models::ExactMixture;
+    use crate::tests::exact;
 
     #[test]
     fn ddim_noise_on_a_second_thread_gives_the_same_bits() {
-        let schedule = NoiseSchedule::notebook();
-        let exact = ExactMixture::new(&toy_data::two_clusters_mixture(), &schedule).unwrap();
+        let (schedule, exact) = exact();
         let den = exact.denoiser();
         let config = SamplerConfig {
             num_samples: 16,
