@@ -209,6 +209,35 @@ impl ExactMixture {
         Ok(s)
     }
 
+    /// ∇ · ∇ log q_t(x) = Σ_k r_k (‖g_k‖² − tr S_tk⁻¹) − ‖∇ log q_t(x)‖², g_k = −S_tk⁻¹ (x − m_tk):
+    /// the Laplacian of log q_t, from ∇r_k = r_k (g_k − ∇ log q_t) and ∇ · g_k = −tr S_tk⁻¹
+    /// (differentiating the score above; the same identity as the mixture Hessian of
+    /// Petersen & Pedersen, The Matrix Cookbook, section 8.1.2). Returns (score, divergence).
+    pub fn score_and_divergence(&self, x: &[f64], t: usize) -> Result<(Vec<f64>, f64)> {
+        let (logs, grads) = self.components_at(x, t)?;
+        let d = self.dim;
+        let comps = self.step(t)?;
+        let lse = log_sum_exp(&logs);
+        let mut score = vec![0.0; d];
+        let mut divergence = 0.0;
+        for ((l, g), c) in logs.iter().zip(&grads).zip(comps) {
+            let r = (l - lse).exp();
+            for (si, gi) in score.iter_mut().zip(g) {
+                *si += r * gi;
+            }
+            let trace: f64 = (0..d).map(|i| c.precision[i * d + i]).sum();
+            divergence += r * (g.iter().map(|v| v * v).sum::<f64>() - trace);
+        }
+        divergence -= score.iter().map(|v| v * v).sum::<f64>();
+        Ok((score, divergence))
+    }
+
+    /// √(1 − ᾱ_t), t in 1..=T.
+    pub fn sqrt_one_minus_alpha_bar(&self, t: usize) -> Result<f64> {
+        self.step(t)?;
+        Ok(self.sqrt_one_minus_alpha_bar[t - 1])
+    }
+
     /// ε*(x, t) = −√(1 − ᾱ_t) ∇ log q_t(x), the optimal noise prediction (the MSE minimiser).
     pub fn optimal_noise(&self, x: &[f64], t: usize) -> Result<Vec<f64>> {
         let score = self.score(x, t)?; // checks t
@@ -306,6 +335,33 @@ impl NoisePredictor for ExactDenoiser {
             out.extend(self.mixture.optimal_noise(row, t).map_err(to_candle)?);
         }
         Tensor::from_vec(out, (n, d), x_t.device())?.to_dtype(x_t.dtype())
+    }
+
+    /// ε* and ∇ · ε* = −√(1 − ᾱ_t) ∇ · ∇ log q_t in closed form
+    /// ([`ExactMixture::score_and_divergence`]), in f64 on the host.
+    fn noise_and_divergence(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+    ) -> candle_core::Result<(Tensor, Vec<f64>)> {
+        let d = self.mixture.dim;
+        let (n, x) = rows_f64(x_t, d)?;
+        let scale = self
+            .mixture
+            .sqrt_one_minus_alpha_bar(t)
+            .map_err(to_candle)?;
+        let mut eps = Vec::with_capacity(n * d);
+        let mut divergence = Vec::with_capacity(n);
+        for row in x.chunks_exact(d) {
+            let (score, div) = self
+                .mixture
+                .score_and_divergence(row, t)
+                .map_err(to_candle)?;
+            eps.extend(score.iter().map(|s| -scale * s));
+            divergence.push(-scale * div);
+        }
+        let eps = Tensor::from_vec(eps, (n, d), x_t.device())?.to_dtype(x_t.dtype())?;
+        Ok((eps, divergence))
     }
 }
 
@@ -720,6 +776,46 @@ mod tests {
                             eps[j]
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn closed_form_divergence_is_the_finite_difference_trace() {
+        let s = NoiseSchedule::notebook();
+        for mixture in [two_clusters_mixture(), skewed()] {
+            let exact = ExactMixture::new(&mixture, &s).unwrap();
+            let den = exact.denoiser();
+            for t in STEPS {
+                for x in POINTS {
+                    // Σ_j ∂ε_j/∂x_j by f64 central differences of the closed-form ε*, h = 1e-5:
+                    // truncation h²·|∂³ε|/6 ≲ 1e-8 and rounding 1e-16·|ε|/h ≲ 1e-9 (|ε| < 100 here).
+                    let h = 1e-5;
+                    let fd: f64 = (0..2)
+                        .map(|j| {
+                            let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
+                            xp[j] += h;
+                            xm[j] -= h;
+                            let (ep, em) = (
+                                exact.optimal_noise(&xp, t).unwrap(),
+                                exact.optimal_noise(&xm, t).unwrap(),
+                            );
+                            (ep[j] - em[j]) / (2.0 * h)
+                        })
+                        .sum();
+                    let xt = Tensor::from_slice(&x, (1, 2), &DEVICE).unwrap();
+                    let (eps, div) = den.noise_and_divergence(&xt, t).unwrap();
+                    let tol = 1e-6 * (1.0 + fd.abs());
+                    assert!(
+                        (div[0] - fd).abs() < tol,
+                        "t={t} x={x:?}: {} vs {fd}",
+                        div[0]
+                    );
+                    // The ε it returns is predict_noise's.
+                    let direct = den.predict_noise(&xt, t).unwrap();
+                    let diff = (eps - direct).unwrap().abs().unwrap().max_all().unwrap();
+                    assert_eq!(diff.to_scalar::<f64>().unwrap(), 0.0);
                 }
             }
         }

@@ -157,7 +157,7 @@ pub use nets::{
 pub use train::{
     train_classifier, train_denoiser, ClassifierTraining, DenoiserTraining, LrSchedule,
 };
-pub use traits::{NoisePredictor, NoisyClassifier};
+pub use traits::{autograd_noise_divergence, NoisePredictor, NoisyClassifier};
 
 /// The README's example, compiled and run with the doc tests.
 #[cfg(doctest)]

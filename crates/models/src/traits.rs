@@ -11,6 +11,52 @@ pub trait NoisePredictor {
     fn dim(&self) -> usize;
     /// ε(x_t, t) for a batch x_t (n × d, f32) all at the same 1-based step t.
     fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor>;
+
+    /// ε(x_t, t) (n × d, x_t's dtype) and its divergence ∇_x · ε = Σ_j ∂ε_j/∂x_j at each
+    /// row (length n, f64): the trace of the Jacobian that the probability-flow ODE's
+    /// log-density change needs (Chen et al. 2018, Neural ODEs, theorem 1).
+    ///
+    /// The default is [`autograd_noise_divergence`]: d backward passes of candle's
+    /// autograd through `predict_noise` (which must then be built from differentiable
+    /// ops, as the nets' are); exact models override it with a closed form.
+    fn noise_and_divergence(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+    ) -> candle_core::Result<(Tensor, Vec<f64>)> {
+        autograd_noise_divergence(self, x_t, t)
+    }
+}
+
+/// [`NoisePredictor::noise_and_divergence`] by candle autograd: x_t becomes a `Var`, and for
+/// each output coordinate j the sum over the batch of ε_j is differentiated once; column j
+/// of that gradient is ∂ε_j/∂x_j of each row, since rows are independent (d backward
+/// passes for the whole batch, not one per sample).
+pub fn autograd_noise_divergence<P: NoisePredictor + ?Sized>(
+    predictor: &P,
+    x_t: &Tensor,
+    t: usize,
+) -> candle_core::Result<(Tensor, Vec<f64>)> {
+    let (n, d) = x_t.dims2()?;
+    let x = Var::from_tensor(&x_t.detach())?;
+    let eps = predictor.predict_noise(x.as_tensor(), t)?;
+    let mut divergence = vec![0f64; n];
+    for j in 0..d {
+        let grads = eps.narrow(1, j, 1)?.sum_all()?.backward()?;
+        // ε_j does not depend on x at all: its column adds nothing.
+        let Some(g) = grads.get(x.as_tensor()) else {
+            continue;
+        };
+        let column = g
+            .narrow(1, j, 1)?
+            .to_dtype(candle_core::DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        for (v, c) in divergence.iter_mut().zip(column) {
+            *v += c;
+        }
+    }
+    Ok((eps.detach(), divergence))
 }
 
 /// A classifier of noisy points, for classifier guidance.
