@@ -23,6 +23,7 @@
 //!
 //! [`solvers`] holds the samplers over a sub-sequence of the steps (DDIM, the
 //! probability-flow ODE with Euler and Heun, DPM-Solver++(2M)), run by [`sample_solver`];
+//! [`likelihood`] the model as a density (log p(x) by the probability-flow ODE, the ELBO);
 //! [`metrics`] the sample-quality measures (energy distance, mode balance, per-mode
 //! moments, guided precision).
 //!
@@ -47,6 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod likelihood;
 pub mod metrics;
 pub mod solvers;
 
@@ -108,6 +110,9 @@ pub enum SamplerError {
     /// DDIM's η must be in [0, 1].
     #[error("DDIM η = {0} is invalid: it must be between 0 and 1")]
     InvalidEta(f64),
+    /// A point, a state or a log-likelihood became NaN or infinite (t = 0: a point given).
+    #[error("the log-likelihood is not finite at t = {t}: a point, the ODE's state or a model's output became NaN or infinite")]
+    NonFiniteLikelihood { t: usize },
 }
 
 /// The variance σ_t² of each reverse step.

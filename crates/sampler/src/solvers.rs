@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// ᾱ_t, with ᾱ_0 = 1 (no noise).
-fn alpha_bar(schedule: &NoiseSchedule, t: usize) -> f64 {
+pub(crate) fn alpha_bar(schedule: &NoiseSchedule, t: usize) -> f64 {
     if t == 0 {
         1.0
     } else {
@@ -168,6 +168,17 @@ pub fn ddim_step(
     Ok(combine(a, x_t, b, eps, noise))
 }
 
+/// (a, b) with x_s = a x_t + b ε for an Euler step t → s of dx̃/dσ = ε (either direction;
+/// t = 0 or s = 0 is the data): a = √ᾱ_s/√ᾱ_t, b = √ᾱ_s (σ_s − σ_t) (Karras et al. 2022,
+/// eq. 4 with s(t) = √ᾱ_t). Every ODE step of this crate, sampling and likelihood, uses it.
+pub(crate) fn flow_coefficients(schedule: &NoiseSchedule, t: usize, s: usize) -> (f64, f64) {
+    let root_s = alpha_bar(schedule, s).sqrt();
+    (
+        root_s / alpha_bar(schedule, t).sqrt(),
+        root_s * (ode_sigma(schedule, s) - ode_sigma(schedule, t)),
+    )
+}
+
 /// One Euler step t → s of the probability-flow ODE dx̃/dσ = ε:
 /// x_s = √ᾱ_s (x_t/√ᾱ_t + (σ_s − σ_t) ε) (Karras et al. 2022, Algorithm 1 without its correction).
 pub fn euler_step(
@@ -179,9 +190,7 @@ pub fn euler_step(
 ) -> Result<Vec<f32>, SamplerError> {
     check_pair(schedule, t, s)?;
     check_len("ε", eps, x_t.len())?;
-    let root_s = alpha_bar(schedule, s).sqrt();
-    let a = root_s / alpha_bar(schedule, t).sqrt();
-    let b = root_s * (ode_sigma(schedule, s) - ode_sigma(schedule, t));
+    let (a, b) = flow_coefficients(schedule, t, s);
     Ok(combine(a, x_t, b, eps, None))
 }
 
@@ -203,9 +212,8 @@ pub fn heun_step(
     }
     check_len("ε_t", eps_t, x_t.len())?;
     check_len("ε at the prediction", eps_predicted, x_t.len())?;
-    let root_s = alpha_bar(schedule, s).sqrt();
-    let a = (root_s / alpha_bar(schedule, t).sqrt()) as f32;
-    let half_b = (0.5 * root_s * (ode_sigma(schedule, s) - ode_sigma(schedule, t))) as f32;
+    let (a, b) = flow_coefficients(schedule, t, s);
+    let (a, half_b) = (a as f32, (0.5 * b) as f32);
     Ok(x_t
         .iter()
         .zip(eps_t.iter().zip(eps_predicted))
