@@ -95,3 +95,27 @@ mod tests {
         assert_eq!(Color::RED.over(Color::BLUE, 0.0), Color::BLUE);
     }
 }
+
+/// matplotlib's viridis colour map (perceptually uniform, readable in grey and by
+/// colour-blind readers) at t ∈ [0, 1] (clamped; NaN gives the low end): linear
+/// interpolation between nine of its samples (matplotlib `_cm_listed.py`, every 32nd).
+pub fn viridis(t: f64) -> Color {
+    const STOPS: [(u8, u8, u8); 9] = [
+        (68, 1, 84),
+        (71, 44, 122),
+        (59, 81, 139),
+        (44, 113, 142),
+        (33, 144, 141),
+        (39, 173, 129),
+        (92, 200, 99),
+        (170, 220, 50),
+        (253, 231, 37),
+    ];
+    let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
+    let x = t * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let mix = |u: u8, v: u8| (f64::from(u) + (f64::from(v) - f64::from(u)) * f).round() as u8;
+    Color::rgb(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}

@@ -78,6 +78,33 @@ impl Curve {
         self.dashed = true;
         self
     }
+
+    /// Arrows from each `tail` along its `vector` (data units) as one curve: a shaft and two
+    /// barbs of `head` × the arrow's length at ±25° (a quiver plot's arrows), the arrows
+    /// separated by breaks. Barbs are computed in data units, so they look right when
+    /// the panel shows both axes at the same scale. Zero vectors draw nothing.
+    pub fn arrows(
+        label: impl Into<String>,
+        arrows: &[((f64, f64), (f64, f64))],
+        head: f64,
+        color: Color,
+    ) -> Self {
+        let (cos, sin) = (25f64.to_radians().cos(), 25f64.to_radians().sin());
+        let mut points = Vec::with_capacity(arrows.len() * 6);
+        for &((x, y), (dx, dy)) in arrows {
+            if dx == 0.0 && dy == 0.0 {
+                continue;
+            }
+            let tip = (x + dx, y + dy);
+            // The barbs: −head · vector, rotated by ±25°.
+            let (bx, by) = (-head * dx, -head * dy);
+            let left = (tip.0 + bx * cos - by * sin, tip.1 + bx * sin + by * cos);
+            let right = (tip.0 + bx * cos + by * sin, tip.1 - bx * sin + by * cos);
+            points.extend([(x, y), tip, left, (f64::NAN, f64::NAN), tip, right]);
+            points.push((f64::NAN, f64::NAN));
+        }
+        Self::new(label, points, color)
+    }
 }
 
 /// A set of round markers of one colour.
@@ -232,6 +259,52 @@ pub struct LineChart {
     pub log_x: bool,
 }
 
+/// A heat map: values on a regular grid over fixed axes, coloured with
+/// [`viridis`](crate::viridis) on a fixed value range, with a colour bar on the right
+/// (several panels with one `value_range` share one colour scale).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeatMap {
+    /// Panel title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Shown x range, `lo < hi`: the grid's outer edges.
+    pub x_range: (f64, f64),
+    /// Shown y range, `lo < hi`.
+    pub y_range: (f64, f64),
+    /// Cells along x (≥ 1).
+    pub columns: usize,
+    /// Cells along y (≥ 1).
+    pub rows: usize,
+    /// `rows × columns` values, row by row from the bottom (lowest y) up; cell (i, j)
+    /// spans the i-th of `rows` equal slices of the y range and the j-th of x. Values
+    /// outside `value_range` take its end colours; NaN is drawn white.
+    pub values: Vec<f64>,
+    /// The values at the colour map's two ends, `lo < hi`.
+    pub value_range: (f64, f64),
+    /// What the colour bar measures (drawn above it); empty for none.
+    pub value_label: String,
+}
+
+impl Default for HeatMap {
+    fn default() -> Self {
+        Self {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            x_range: (0.0, 1.0),
+            y_range: (0.0, 1.0),
+            columns: 1,
+            rows: 1,
+            values: vec![0.0],
+            value_range: (0.0, 1.0),
+            value_label: String::new(),
+        }
+    }
+}
+
 /// One cell of a figure.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Panel {
@@ -241,6 +314,14 @@ pub enum Panel {
     Scatter(Scatter),
     /// A line chart.
     Line(LineChart),
+    /// A heat map with its colour bar.
+    Heat(HeatMap),
+}
+
+impl From<HeatMap> for Panel {
+    fn from(h: HeatMap) -> Self {
+        Panel::Heat(h)
+    }
 }
 
 impl From<Histogram> for Panel {

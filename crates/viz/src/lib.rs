@@ -1,5 +1,6 @@
 //! Figures for toy diffusion: histograms with density curves, scatter plots,
-//! line charts (linear or log y) and fast animated GIFs, plus the project's one
+//! line charts (linear or log y; arrows as curves, [`Curve::arrows`]), heat maps with a
+//! colour bar and fast animated GIFs, plus the project's one
 //! atomic file writer.
 //!
 //! The crate knows nothing of models: a figure is a list of [`Panel`]s (plain
@@ -41,9 +42,9 @@ mod text;
 
 pub use anim::{gif_palette, gif_palette_index, render_gif, GifEncoder};
 pub use atomic::write_atomic;
-pub use color::{palette, Color, PALETTE};
+pub use color::{palette, viridis, Color, PALETTE};
 pub use error::VizError;
-pub use figure::{Curve, Histogram, LineChart, Panel, PointSeries, Scatter};
+pub use figure::{Curve, HeatMap, Histogram, LineChart, Panel, PointSeries, Scatter};
 pub use hist::{bin_values, Bins};
 pub use render::{encode_png, render_png, render_rgb};
 

@@ -20,7 +20,7 @@ use crate::axis::{auto_range, check_range, clip_polyline, Axis};
 use crate::error::invalid;
 use crate::hist::{bin_values, Bins};
 use crate::text::{text_size, Canvas, FONT_BYTES};
-use crate::{Color, Curve, Panel, PointSeries, VizError};
+use crate::{viridis, Color, Curve, HeatMap, Panel, PointSeries, VizError};
 
 /// The family every text of the crate uses; the embedded font is registered under it.
 const FAMILY: &str = "sans-serif";
@@ -201,6 +201,7 @@ enum Content<'p> {
         curves: &'p [Curve],
         markers: &'p [PointSeries],
     },
+    Heat(&'p HeatMap),
 }
 
 /// A validated panel with its data ranges resolved.
@@ -326,6 +327,30 @@ impl<'p> Plan<'p> {
                     },
                 })
             }
+            Panel::Heat(m) => {
+                check_range(m.x_range.0, m.x_range.1, false, "heat map x")?;
+                check_range(m.y_range.0, m.y_range.1, false, "heat map y")?;
+                check_range(m.value_range.0, m.value_range.1, false, "heat map value")?;
+                if m.columns == 0 || m.rows == 0 || m.values.len() != m.columns * m.rows {
+                    return invalid(format!(
+                        "heat map {:?} has {} values for {} × {} cells (both at least 1)",
+                        m.title,
+                        m.values.len(),
+                        m.rows,
+                        m.columns
+                    ));
+                }
+                Ok(Self {
+                    title: &m.title,
+                    x_label: &m.x_label,
+                    y_label: &m.y_label,
+                    x_range: m.x_range,
+                    y_range: m.y_range,
+                    log_x: false,
+                    log_y: false,
+                    content: Content::Heat(m),
+                })
+            }
         }
     }
 
@@ -346,6 +371,7 @@ impl<'p> Plan<'p> {
                 v.extend(markers.iter().map(|m| m.label.as_str()));
                 v
             }
+            Content::Heat(_) => Vec::new(),
         };
         v.retain(|l| !l.is_empty());
         v
@@ -397,7 +423,13 @@ impl<'p> Plan<'p> {
             } else {
                 (s.desc * 1.2) as i32 + 8
             };
-        let plot_w = (w as i32 - y_area - 3 * s.margin).max(20);
+        // A heat map's colour bar: a strip, a gap and its tick labels, right of the axes.
+        let colorbar = match &self.content {
+            Content::Heat(m) => Some(ColorBar::new(m, &s, plot_h)?),
+            _ => None,
+        };
+        let bar_w = colorbar.as_ref().map_or(0, |c| c.width);
+        let plot_w = (w as i32 - y_area - 3 * s.margin - bar_w).max(20);
         // As many x ticks as fit with 1.5 label-heights between labels.
         let mut x_ticks = ((f64::from(plot_w) / (s.tick * 4.0)) as usize).clamp(3, 11);
         let x_axis = loop {
@@ -418,7 +450,7 @@ impl<'p> Plan<'p> {
         let mut builder = ChartBuilder::on(area);
         builder
             .margin(s.margin)
-            .margin_right(2 * s.margin)
+            .margin_right(2 * s.margin + bar_w)
             .x_label_area_size(x_area)
             .y_label_area_size(y_area);
         if !self.title.is_empty() {
@@ -495,6 +527,14 @@ impl<'p> Plan<'p> {
                     SeriesLabelPosition::LowerRight,
                     SeriesLabelPosition::LowerLeft,
                 ]
+            }
+            Content::Heat(m) => {
+                draw_cells(&mut chart, m)?;
+                if let Some(bar) = &colorbar {
+                    let (px, py) = chart.plotting_area().get_pixel_range();
+                    bar.draw(area, m, (px.end, py), &s)?;
+                }
+                &[SeriesLabelPosition::UpperRight]
             }
         };
 
@@ -589,6 +629,113 @@ fn check_alphas(series: &[PointSeries]) -> Result<(), VizError> {
 }
 
 type Chart<'a, 'b> = ChartContext<'a, Canvas<'b>, Cartesian2d<Axis, Axis>>;
+
+/// A heat map's colour at value v: viridis over the value range, white for NaN.
+fn heat_color(m: &HeatMap, v: f64) -> Color {
+    if v.is_nan() {
+        return Color::WHITE;
+    }
+    let (lo, hi) = m.value_range;
+    viridis((v - lo) / (hi - lo))
+}
+
+/// The cells of a heat map, each a filled rectangle in data coordinates.
+fn draw_cells(chart: &mut Chart<'_, '_>, m: &HeatMap) -> Result<(), VizError> {
+    let (x0, x1) = m.x_range;
+    let (y0, y1) = m.y_range;
+    let (dx, dy) = ((x1 - x0) / m.columns as f64, (y1 - y0) / m.rows as f64);
+    let cells = m.values.iter().enumerate().map(|(k, &v)| {
+        let (i, j) = (k / m.columns, k % m.columns);
+        let (a, b) = (x0 + j as f64 * dx, y0 + i as f64 * dy);
+        Rectangle::new(
+            [(a, b), (a + dx, b + dy)],
+            heat_color(m, v).to_plotters().filled(),
+        )
+    });
+    chart.draw_series(cells).map_err(render_err)?;
+    Ok(())
+}
+
+/// The colour bar of a heat map: its width in pixels (strip, gap, tick labels) and ticks.
+struct ColorBar {
+    width: i32,
+    strip: i32,
+    axis: Axis,
+}
+
+impl ColorBar {
+    fn new(m: &HeatMap, s: &Sizes, plot_h: i32) -> Result<Self, VizError> {
+        let ticks = ((f64::from(plot_h) / (s.tick * 3.2)) as usize).clamp(3, 7);
+        let axis = Axis::new(m.value_range.0, m.value_range.1, false, ticks)?;
+        let widest = axis
+            .ticks()
+            .iter()
+            .map(|&t| text_size(&axis.format(t), s.tick).0 as i32)
+            .max()
+            .unwrap_or(0);
+        let strip = (s.tick * 1.1) as i32;
+        let label = text_size(&m.value_label, s.tick).0 as i32;
+        let width = (s.margin + strip + 6 + widest).max(label / 2 + strip) + s.margin;
+        Ok(Self { width, strip, axis })
+    }
+
+    /// Draws the strip right of the plotting area (which ends at pixel `right`, rows
+    /// `py`), its ticks and labels, and the value label above it.
+    fn draw(
+        &self,
+        area: &DrawingArea<Canvas<'_>, Shift>,
+        m: &HeatMap,
+        (right, py): (i32, std::ops::Range<i32>),
+        s: &Sizes,
+    ) -> Result<(), VizError> {
+        let (bx, by) = area.get_base_pixel();
+        let x0 = right - bx + s.margin;
+        let (top, bottom) = (py.start - by, py.end - 1 - by);
+        let (lo, hi) = m.value_range;
+        for y in top..=bottom {
+            let f = f64::from(bottom - y) / f64::from((bottom - top).max(1));
+            let color = heat_color(m, lo + f * (hi - lo)).to_plotters().filled();
+            area.draw(&Rectangle::new([(x0, y), (x0 + self.strip, y + 1)], color))
+                .map_err(render_err)?;
+        }
+        let edge = AXIS_GREY.to_plotters().stroke_width(1);
+        area.draw(&Rectangle::new(
+            [(x0, top), (x0 + self.strip, bottom + 1)],
+            edge,
+        ))
+        .map_err(render_err)?;
+        let grey = AXIS_GREY.to_plotters();
+        let style = font(s.tick).color(&grey);
+        for &t in self.axis.ticks() {
+            let f = (t - lo) / (hi - lo);
+            let y = bottom - (f * f64::from(bottom - top)).round() as i32;
+            area.draw(&PathElement::new(
+                vec![(x0 + self.strip, y), (x0 + self.strip + 4, y)],
+                edge,
+            ))
+            .map_err(render_err)?;
+            let text = self.axis.format(t);
+            let (_, th) = text_size(&text, s.tick);
+            area.draw(&plotters::element::Text::new(
+                text,
+                (x0 + self.strip + 6, y - th as i32 / 2),
+                style.clone(),
+            ))
+            .map_err(render_err)?;
+        }
+        if !m.value_label.is_empty() {
+            let (tw, th) = text_size(&m.value_label, s.tick);
+            let x = (x0 + self.strip / 2 - tw as i32 / 2).max(0);
+            area.draw(&plotters::element::Text::new(
+                m.value_label.clone(),
+                (x, top - th as i32 - 6),
+                style,
+            ))
+            .map_err(render_err)?;
+        }
+        Ok(())
+    }
+}
 
 fn draw_bars(
     chart: &mut Chart<'_, '_>,
@@ -930,6 +1077,56 @@ mod tests {
         (0..n)
             .map(|_| (0..12).map(|_| u()).sum::<f64>() - 6.0)
             .collect()
+    }
+
+    #[test]
+    fn heat_map_cells_take_the_colour_map_and_bad_shapes_are_errors() {
+        // A 2 × 2 map: the low end (viridis purple) bottom-left, the high end (yellow)
+        // top-right; the colour bar shows both ends too.
+        let map = HeatMap {
+            title: "heat".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            x_range: (0.0, 2.0),
+            y_range: (0.0, 2.0),
+            columns: 2,
+            rows: 2,
+            values: vec![0.0, 0.5, 0.5, 1.0],
+            value_range: (0.0, 1.0),
+            value_label: "value".into(),
+        };
+        let img = decode(&render_png(&[Panel::Heat(map.clone())], 1, 500, 400).unwrap());
+        let is = |c: Color| move |p: &image::Rgb<u8>| p.0 == [c.r, c.g, c.b];
+        assert!(count(&img, is(viridis(0.0))) > 5000, "low-end cells");
+        assert!(count(&img, is(viridis(1.0))) > 5000, "high-end cells");
+        let bad = HeatMap {
+            values: vec![0.0; 3],
+            ..map
+        };
+        assert!(matches!(
+            render_png(&[Panel::Heat(bad)], 1, 500, 400),
+            Err(VizError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn arrows_are_a_shaft_and_two_barbs() {
+        let c = Curve::arrows(
+            "a",
+            &[((0.0, 0.0), (1.0, 0.0)), ((5.0, 5.0), (0.0, 0.0))],
+            0.3,
+            Color::RED,
+        );
+        // One arrow (the zero vector draws nothing): tail, tip, barb, break, tip, barb, break.
+        assert_eq!(c.points.len(), 7);
+        assert_eq!(c.points[0], (0.0, 0.0));
+        assert_eq!(c.points[1], (1.0, 0.0));
+        // Barbs 0.3 long at ±25° behind the tip.
+        let (l, r) = (c.points[2], c.points[5]);
+        let len = |p: (f64, f64)| (p.0 - 1.0).hypot(p.1);
+        assert!((len(l) - 0.3).abs() < 1e-12 && (len(r) - 0.3).abs() < 1e-12);
+        assert!((l.1 + r.1).abs() < 1e-12 && l.1.abs() > 0.1, "{l:?} {r:?}");
+        assert!(c.points[3].0.is_nan());
     }
 
     fn histogram() -> Panel {
