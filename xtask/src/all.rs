@@ -6,7 +6,9 @@ use std::time::Instant;
 use toydiff::{OutDir, SamplingMetrics, Timings, TrainMetrics};
 
 use crate::console::{self, say};
-use crate::flags::{default_out, defaults, AllArgs, ForwardArgs, GmmArgs, SampleArgs, TrainArgs};
+use crate::flags::{
+    default_out, defaults, AllArgs, ForwardArgs, GmmArgs, LikelihoodArgs, SampleArgs, TrainArgs,
+};
 
 /// Guided precision the notebook's trained networks are held to
 /// (crates/sampler/tests/trained_guidance.rs).
@@ -84,10 +86,23 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
     let sampling = stage(&mut timings, "sample+evaluate", || {
         crate::sample::run(&sample_args)
     })?;
+    // The likelihood stage, cheap: 1,000 points and a 30 × 30 density grid.
+    let quick = toydiff::LikelihoodSettings::quick();
+    let likelihood_args = LikelihoodArgs {
+        out: out_arg.clone(),
+        seed: args.seed,
+        n: quick.n,
+        grid: quick.grid,
+        ..defaults()
+    };
+    let likelihood = stage(&mut timings, "likelihood", || {
+        crate::likelihood::run(&likelihood_args)
+    })?;
     let wall = start.elapsed().as_secs_f64();
     timings.record("all", wall);
     timings.write(&out)?;
     summary(&out, &trained, &sampling, wall, notebook);
+    likelihood_summary(&likelihood);
     Ok(())
 }
 
@@ -140,4 +155,23 @@ fn summary(out: &OutDir, m: &TrainMetrics, s: &SamplingMetrics, wall: f64, noteb
         say!("| {key} precision | {} | ≥ {bar} |", f(Some(run.precision)));
     }
     say!("| wall time of `all` (s) | {} | |", f(Some(wall)));
+}
+
+/// The likelihood stage's headline rows, after the summary table.
+fn likelihood_summary(report: &toydiff::LikelihoodReport) {
+    let f = |name: &str| {
+        report.model(name).map_or("—".to_string(), |m| {
+            format!("{:.4}", m.mean_log_likelihood)
+        })
+    };
+    say!(
+        "| mean log-likelihood, diffusion ODE (nats) | {} | true {} |",
+        f("diffusion-ode"),
+        f("true")
+    );
+    say!(
+        "| mean ELBO, diffusion (nats) | {} | GMM {} |",
+        f("diffusion-elbo"),
+        f("gmm")
+    );
 }

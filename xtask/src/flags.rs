@@ -28,6 +28,8 @@ pub enum Command {
     Sample(SampleArgs),
     /// Every sampler at K = 5 … 500 steps, learned and exact score: samplers.json and .png.
     Samplers(SamplersArgs),
+    /// Log-likelihood of held-out points: true density, Normal, GMM, diffusion ODE and ELBO.
+    Likelihood(LikelihoodArgs),
     /// Run every stage in order and regenerate every figure.
     All(AllArgs),
     /// Train and sample every built-in data set and check the quality bar.
@@ -186,6 +188,34 @@ pub struct SamplersArgs {
     #[arg(long, default_value_t = 1000, value_parser = whole(1, 20_000), allow_negative_numbers = true)]
     pub w2_n: usize,
     /// Seed of x_T (shared by every run), the noise and the reference samples
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LikelihoodArgs {
+    /// Output folder (created if missing) [default: assets/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Checkpoint folder `train` wrote (networks, data, recipe) [default: OUT/checkpoints]
+    #[arg(long, value_name = "DIR")]
+    pub checkpoints: Option<PathBuf>,
+    /// Points: fresh draws of the true distribution where there is one, else at most this
+    /// many held-out rows (`all` uses 1000, to stay well under a second)
+    #[arg(long, default_value_t = 10_000, value_parser = whole(2, 1_000_000), allow_negative_numbers = true)]
+    pub n: usize,
+    /// K, the probability-flow ODE's Heun steps on the samplers' grid (2K − 1 model
+    /// evaluations, each with its divergence), 1 to T
+    #[arg(long, default_value_t = 50, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
+    pub steps: usize,
+    /// Cells per side of density.png's grid (`all` uses 30)
+    #[arg(long, default_value_t = 60, value_parser = whole(2, 400), allow_negative_numbers = true)]
+    pub grid: usize,
+    /// Reverse variance of the chain whose ELBO is reported: beta (the notebook's
+    /// sampler) or posterior (β̃_t)
+    #[arg(long, value_enum, default_value_t = VarianceArg::Beta)]
+    pub variance: VarianceArg,
+    /// Seed of the fresh points, the ELBO's noise and the mixture fits
     #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
 }

@@ -107,6 +107,9 @@ pub enum PipelineError {
     /// A sampler, step count or η that cannot run (names the value and what is allowed).
     #[error("{0}")]
     BadSampler(String),
+    /// Likelihood settings or a likelihood the stage cannot use.
+    #[error("{0}")]
+    BadLikelihood(String),
     /// A `--data` column request that cannot work.
     #[error("{0}")]
     BadColumns(String),

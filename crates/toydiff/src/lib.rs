@@ -15,6 +15,9 @@
 //!   ([`SamplerChoice`]).
 //! - [`samplers()`] measures every sampler's cost/quality frontier, with the learned
 //!   denoiser and with the exact score ([`SamplersReport`]).
+//! - [`likelihood()`] measures the diffusion model as a density (the probability-flow
+//!   ODE and the ELBO) beside the true density, a Normal and a BIC-chosen mixture
+//!   ([`LikelihoodReport`]).
 //! - The figures are functions that return PNG or GIF bytes ([`train::loss_figure`],
 //!   [`sample::sampling_gif`], [`forward::schedule_figure`], …); every file is written
 //!   atomically through [`OutDir`].
@@ -57,6 +60,7 @@ mod data;
 mod error;
 pub mod forward;
 pub mod gmm;
+pub mod likelihood;
 mod metrics;
 mod observer;
 mod output;
@@ -69,6 +73,7 @@ pub use data::{
     file_safe, standardise_mixture, DataMeta, Prepared, DATA_FILE, HELDOUT_FRACTION, META_FILE,
 };
 pub use error::{PipelineError, Result};
+pub use likelihood::{likelihood, LikelihoodReport, LikelihoodSettings, ModelLikelihood};
 pub use metrics::{
     FloorMetrics, GuidedMetrics, Metrics, ModeMetrics, SamplingMetrics, SamplingSettingsRecord,
     TrainMetrics, UnguidedMetrics,
