@@ -86,13 +86,14 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
     let sampling = stage(&mut timings, "sample+evaluate", || {
         crate::sample::run(&sample_args)
     })?;
-    // The likelihood stage, cheap: 1,000 points and a 30 × 30 density grid.
+    // The likelihood stage, cheap: 500 points, a 30 × 30 density grid, k ≤ 4.
     let quick = toydiff::LikelihoodSettings::quick();
     let likelihood_args = LikelihoodArgs {
         out: out_arg.clone(),
         seed: args.seed,
         n: quick.n,
         grid: quick.grid,
+        max_k: quick.max_k,
         ..defaults()
     };
     let likelihood = stage(&mut timings, "likelihood", || {

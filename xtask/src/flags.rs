@@ -201,7 +201,7 @@ pub struct LikelihoodArgs {
     #[arg(long, value_name = "DIR")]
     pub checkpoints: Option<PathBuf>,
     /// Points: fresh draws of the true distribution where there is one, else at most this
-    /// many held-out rows (`all` uses 1000, to stay well under a second)
+    /// many held-out rows (`all` uses 500, to stay under a second)
     #[arg(long, default_value_t = 10_000, value_parser = whole(2, 1_000_000), allow_negative_numbers = true)]
     pub n: usize,
     /// K, the probability-flow ODE's Heun steps on the samplers' grid (2K − 1 model
@@ -211,6 +211,9 @@ pub struct LikelihoodArgs {
     /// Cells per side of density.png's grid (`all` uses 30)
     #[arg(long, default_value_t = 60, value_parser = whole(2, 400), allow_negative_numbers = true)]
     pub grid: usize,
+    /// The largest k of the Gaussian mixture, chosen by BIC among 1..=K (`all` uses 4)
+    #[arg(long, default_value_t = 8, value_parser = whole(1, 20), allow_negative_numbers = true)]
+    pub max_k: usize,
     /// Reverse variance of the chain whose ELBO is reported: beta (the notebook's
     /// sampler) or posterior (β̃_t)
     #[arg(long, value_enum, default_value_t = VarianceArg::Beta)]

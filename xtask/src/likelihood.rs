@@ -13,6 +13,7 @@ pub fn settings(args: &LikelihoodArgs) -> LikelihoodSettings {
         n: args.n,
         steps: args.steps,
         grid: args.grid,
+        max_k: args.max_k,
         variance: match args.variance {
             VarianceArg::Beta => ReverseVariance::Beta,
             VarianceArg::Posterior => ReverseVariance::Posterior,
