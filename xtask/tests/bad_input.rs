@@ -239,7 +239,7 @@ fn unknown_names_are_rejected_with_the_allowed_ones() {
             &["trian"],
             &[
                 "trian",
-                "gmm, forward, train, sample, samplers, all",
+                "gmm, forward, train, sample, samplers, likelihood, all",
                 "train",
             ],
         ),
@@ -657,6 +657,68 @@ fn samplers_settings_that_cannot_run_are_rejected() {
     }
 }
 
+#[test]
+fn likelihood_settings_and_checkpoints_that_cannot_run_are_rejected() {
+    let scratch = Scratch::new("bad-likelihood");
+    let out = scratch.join("out"); // never created
+    let o = s(&out);
+    let two = s(&fixtures().two);
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--n", "1"], &["'1'", "--n", "2 to"]),
+        (&["--steps", "0"], &["'0'", "--steps", "1 to"]),
+        (&["--steps", "501"], &["501 ODE steps", "1 to T = 500"]),
+        (&["--grid", "1"], &["'1'", "--grid", "2 to 400"]),
+        (&["--max-k", "0"], &["'0'", "--max-k", "1 to 20"]),
+        (&["--variance", "huge"], &["huge", "beta, posterior"]),
+        (&["--checkpoints", o], &["out"]),
+    ];
+    for (extra, mentions) in cases {
+        let mut a = vec!["likelihood", "--out", o];
+        if !extra.contains(&"--checkpoints") {
+            a.extend(["--checkpoints", two]);
+        }
+        a.extend_from_slice(extra);
+        rejected(&a, mentions, &[&out, &fixtures().two]);
+    }
+    let args = |dir: &Path| -> Vec<String> {
+        [
+            "likelihood",
+            "--checkpoints",
+            s(dir),
+            "--out",
+            o,
+            "--n",
+            "50",
+            "--grid",
+            "4",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // A checkpoint folder without the data it needs.
+    let d = checkpoint_copy(&scratch, "no-data");
+    std::fs::remove_file(d.join("data.json")).unwrap();
+    rejected(&args(&d), &["data.json"], &[&out, &d]);
+    // Data without a true distribution and without held-out rows to evaluate on.
+    let d = scratch.join("no-heldout");
+    common::copy_dir(&fixtures().three, &d);
+    let csv = std::fs::read_to_string(d.join("data.csv")).unwrap();
+    std::fs::write(d.join("data.csv"), csv.replace(",heldout", ",train")).unwrap();
+    rejected(&args(&d), &["held-out row", "retrain"], &[&out, &d]);
+    // Finite weights that overflow f32 (×1e20, as in divergence.rs): a non-finite
+    // log-likelihood, refused with nothing written.
+    let d = checkpoint_copy(&scratch, "overflow");
+    let path = d.join("denoiser.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    for chunk in bytes[header..].chunks_exact_mut(4) {
+        let v = f32::from_le_bytes(chunk.try_into().unwrap()) * 1e20;
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(&path, bytes).unwrap();
+    rejected(&args(&d), &["not finite"], &[&out, &d]);
+}
+
 // ----- output paths -----
 
 #[test]
@@ -672,6 +734,7 @@ fn an_output_folder_that_cannot_be_created_is_rejected_before_any_work() {
         // Rejected before training: 20,000 steps would take long.
         vec!["train", "--steps", "20000", "--out", s(&under)],
         vec!["sample", "--checkpoints", s(ckpt), "--out", s(&under)],
+        vec!["likelihood", "--checkpoints", s(ckpt), "--out", s(&under)],
         vec!["all", "--out", s(&deeper)],
     ];
     for args in &cases {

@@ -1,6 +1,6 @@
 //! Same command, same bytes: every stage run twice with one seed writes byte-identical
 //! CSV, JSON, PNG, GIF and safetensors files; `timings.json` (wall times) is the only
-//! file allowed to differ. A small configuration of each stage keeps this fast (`all`
+//! file allowed to differ, and in `likelihood.json` only each model's `seconds`. A small configuration of each stage keeps this fast (`all`
 //! itself runs the same stage functions with the notebook's longer settings).
 
 mod common;
@@ -24,6 +24,7 @@ fn notebook_stages(out: &Path, seed: &str) -> Vec<Vec<String>> {
         stage(&["forward"]),
         stage(&["train", "--steps", "200", "--epochs", "20"]),
         stage(&["sample", "--n", "100"]),
+        stage(&["likelihood", "--n", "200", "--grid", "8", "--max-k", "2"]),
     ]
 }
 
@@ -60,7 +61,11 @@ fn assert_same_bytes(a: &Path, b: &Path, what: &str) -> usize {
     let (ta, tb) = (ta.unwrap(), tb.unwrap());
     let differing: Vec<&String> = ta
         .iter()
-        .filter(|(name, bytes)| tb[*name] != **bytes && name.as_str() != "timings.json")
+        .filter(|(name, bytes)| match name.as_str() {
+            "timings.json" => false,
+            "likelihood.json" => without_seconds(&tb[*name]) != without_seconds(bytes),
+            _ => tb[*name] != **bytes,
+        })
         .map(|(name, _)| name)
         .collect();
     assert!(
@@ -68,6 +73,15 @@ fn assert_same_bytes(a: &Path, b: &Path, what: &str) -> usize {
         "{what}: these files differ between two runs with one seed: {differing:?}"
     );
     ta.values().filter(|v| v.is_some()).count()
+}
+
+/// `likelihood.json` with every model's wall `seconds` set to 0.
+fn without_seconds(bytes: &Option<Vec<u8>>) -> Option<serde_json::Value> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes.as_ref()?).ok()?;
+    for m in v["models"].as_array_mut()? {
+        m["seconds"] = serde_json::Value::from(0.0);
+    }
+    Some(v)
 }
 
 /// The files the comparison must cover, so that it cannot pass on an empty folder.
@@ -111,11 +125,15 @@ fn notebook_stages_give_identical_bytes_across_runs_and_thread_counts() {
             "samples/unguided.csv",
             "samples/guided_0.csv",
             "samples/guided_1.csv",
+            "likelihood.json",
+            "likelihood.md",
+            "density.png",
+            "score_field.png",
             "timings.json",
         ],
     );
     let n = assert_same_bytes(&a, &b, "two runs");
-    assert!(n >= 19, "only {n} files compared");
+    assert!(n >= 23, "only {n} files compared");
     assert_same_bytes(&a, &c, "RAYON_NUM_THREADS=1 against 2");
 }
 
@@ -263,11 +281,12 @@ fn all_side_by_side_writes_what_the_stages_write_in_turn() {
             stage(&["forward"], &b, "3"),
             stage(&[&["train"][..], &short].concat(), &b, "3"),
             stage(&["sample"], &b, "3"),
+            stage(&["likelihood", "--n", "500", "--grid", "30", "--max-k", "4"], &b, "3"),
         ],
         &[],
     );
     let n = assert_same_bytes(&a, &b, "all against its stages in turn");
-    assert!(n >= 19, "only {n} files compared");
+    assert!(n >= 23, "only {n} files compared");
     // Each heading once, in order, and train's own lines under its heading.
     let at = |text: &str| {
         all.stdout
@@ -282,6 +301,7 @@ fn all_side_by_side_writes_what_the_stages_write_in_turn() {
         "data: two-clusters",
         "trained: denoiser 200 steps",
         "== sample+evaluate",
+        "== likelihood",
         "== summary",
     ];
     let positions: Vec<usize> = order.iter().map(|t| at(t)).collect();

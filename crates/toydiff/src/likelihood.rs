@@ -86,7 +86,8 @@ pub struct ModelLikelihood {
     pub name: String,
     /// Mean log-likelihood over the points, in nats per point (the ELBO: its mean bound).
     pub mean_log_likelihood: f64,
-    /// Wall seconds: fitting (Normal, GMM) plus evaluating every point.
+    /// Wall seconds: fitting (Normal, GMM) plus evaluating every point (the only field of
+    /// the file that differs between two runs with one seed).
     pub seconds: f64,
     /// Standard error of the mean over the points (their spread / √n; for the ELBO it
     /// includes its Monte Carlo noise).
@@ -124,17 +125,27 @@ impl LikelihoodReport {
         self.models.iter().find(|m| m.name == name)
     }
 
-    /// `likelihood.md`: the table the stage prints.
-    pub fn to_markdown(&self) -> String {
+    /// The table: `likelihood.md` without the seconds (so the file is the same bytes on
+    /// every run, as `gmm_comparison.md`), the stage's printout with them.
+    pub fn to_markdown(&self, include_seconds: bool) -> String {
+        let (head, rule) = if include_seconds {
+            (" seconds |", "---:|")
+        } else {
+            ("", "")
+        };
         let mut s = format!(
-            "Mean log-likelihood on {} {} of {} ({}).\n\n| model | mean log-likelihood (nats/point) | std. error | seconds |\n|---|---:|---:|---:|\n",
+            "Mean log-likelihood on {} {} of {} ({}).\n\n| model | mean log-likelihood (nats/point) | std. error |{head}\n|---|---:|---:|{rule}\n",
             self.points, self.evaluation_points, self.dataset, self.units
         );
         for m in &self.models {
             s.push_str(&format!(
-                "| {} | {:.4} | {:.4} | {:.3} |\n",
-                m.name, m.mean_log_likelihood, m.std_error, m.seconds
+                "| {} | {:.4} | {:.4} |",
+                m.name, m.mean_log_likelihood, m.std_error
             ));
+            if include_seconds {
+                s.push_str(&format!(" {:.3} |", m.seconds));
+            }
+            s.push('\n');
         }
         s
     }
@@ -367,7 +378,7 @@ pub fn likelihood(
         .into(),
         run_id: checkpoint.run_id.clone(),
     };
-    for line in report.to_markdown().lines() {
+    for line in report.to_markdown(true).lines() {
         say!(obs, "{line}");
     }
 
@@ -390,7 +401,7 @@ pub fn likelihood(
     timings.record("likelihood_figures", start.elapsed().as_secs_f64());
     let path = out.write_json("likelihood.json", &report)?;
     say!(obs, "wrote {}", path.display());
-    let path = out.write("likelihood.md", report.to_markdown().as_bytes())?;
+    let path = out.write("likelihood.md", report.to_markdown(false).as_bytes())?;
     say!(obs, "wrote {}", path.display());
     let path = out.write("density.png", &density)?;
     say!(obs, "wrote {}", path.display());
