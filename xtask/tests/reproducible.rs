@@ -281,7 +281,11 @@ fn all_side_by_side_writes_what_the_stages_write_in_turn() {
             stage(&["forward"], &b, "3"),
             stage(&[&["train"][..], &short].concat(), &b, "3"),
             stage(&["sample"], &b, "3"),
-            stage(&["likelihood", "--n", "500", "--grid", "30", "--max-k", "4"], &b, "3"),
+            stage(
+                &["likelihood", "--n", "500", "--grid", "30", "--max-k", "4"],
+                &b,
+                "3",
+            ),
         ],
         &[],
     );
