@@ -491,8 +491,8 @@ pub fn score_field_steps(num_steps: usize) -> [usize; 3] {
 /// `score_field.png`: the learned score −ε_θ(x, t)/√(1 − ᾱ_t) (blue) against the exact
 /// one (orange, where the truth is known) on a grid of arrows at three t, in the data's
 /// units (∇_x log p_t = ∇_z log p_t / s_j). Arrow lengths are proportional to the score,
-/// one scale a panel (the 90th percentile of the exact, else the learned, magnitudes
-/// spans 0.7 of the grid spacing), capped at 0.95 spacings so that arrows never overlap.
+/// one scale a panel (the median of the exact, else the learned, magnitudes spans 0.6
+/// of the grid spacing), capped at 0.95 spacings so that arrows never overlap.
 fn score_field_figure(
     data: &Prepared,
     denoiser: &dyn NoisePredictor,
@@ -537,8 +537,12 @@ fn score_field_figure(
             .map(|s| s.0.hypot(s.1))
             .collect();
         magnitudes.sort_by(f64::total_cmp);
-        let p90 = magnitudes[(magnitudes.len() * 9 / 10).min(magnitudes.len() - 1)];
-        let scale = if p90 > 0.0 { 0.7 * spacing / p90 } else { 1.0 };
+        let median = magnitudes[magnitudes.len() / 2];
+        let scale = if median > 0.0 {
+            0.6 * spacing / median
+        } else {
+            1.0
+        };
         let arrows = |scores: &[(f64, f64)]| -> Vec<((f64, f64), (f64, f64))> {
             points
                 .chunks_exact(2)

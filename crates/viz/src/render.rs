@@ -643,12 +643,13 @@ fn heat_color(m: &HeatMap, v: f64) -> Color {
 fn draw_cells(chart: &mut Chart<'_, '_>, m: &HeatMap) -> Result<(), VizError> {
     let (x0, x1) = m.x_range;
     let (y0, y1) = m.y_range;
-    let (dx, dy) = ((x1 - x0) / m.columns as f64, (y1 - y0) / m.rows as f64);
+    // Neighbouring cells share their edge values exactly, so no pixel falls between them.
+    let x_edge = |j: usize| x0 + (x1 - x0) * j as f64 / m.columns as f64;
+    let y_edge = |i: usize| y0 + (y1 - y0) * i as f64 / m.rows as f64;
     let cells = m.values.iter().enumerate().map(|(k, &v)| {
         let (i, j) = (k / m.columns, k % m.columns);
-        let (a, b) = (x0 + j as f64 * dx, y0 + i as f64 * dy);
         Rectangle::new(
-            [(a, b), (a + dx, b + dy)],
+            [(x_edge(j), y_edge(i)), (x_edge(j + 1), y_edge(i + 1))],
             heat_color(m, v).to_plotters().filled(),
         )
     });
