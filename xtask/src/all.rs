@@ -86,7 +86,7 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
     let sampling = stage(&mut timings, "sample+evaluate", || {
         crate::sample::run(&sample_args)
     })?;
-    // The likelihood stage, cheap: 500 points, a 30 × 30 density grid, k ≤ 4.
+    // The likelihood stage, cheap: 500 points, a 40 × 40 density grid, k ≤ 4.
     let quick = toydiff::LikelihoodSettings::quick();
     let likelihood_args = LikelihoodArgs {
         out: out_arg.clone(),

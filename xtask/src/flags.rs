@@ -208,7 +208,7 @@ pub struct LikelihoodArgs {
     /// evaluations, each with its divergence), 1 to T
     #[arg(long, default_value_t = 50, value_parser = whole(1, 100_000), allow_negative_numbers = true)]
     pub steps: usize,
-    /// Cells per side of density.png's grid (`all` uses 30)
+    /// Cells per side of density.png's grid (`all` uses 40)
     #[arg(long, default_value_t = 60, value_parser = whole(2, 400), allow_negative_numbers = true)]
     pub grid: usize,
     /// The largest k of the Gaussian mixture, chosen by BIC among 1..=K (`all` uses 4)

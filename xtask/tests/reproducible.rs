@@ -282,7 +282,7 @@ fn all_side_by_side_writes_what_the_stages_write_in_turn() {
             stage(&[&["train"][..], &short].concat(), &b, "3"),
             stage(&["sample"], &b, "3"),
             stage(
-                &["likelihood", "--n", "500", "--grid", "30", "--max-k", "4"],
+                &["likelihood", "--n", "500", "--grid", "40", "--max-k", "4"],
                 &b,
                 "3",
             ),

@@ -67,12 +67,12 @@ impl Default for LikelihoodSettings {
 }
 
 impl LikelihoodSettings {
-    /// The cheap settings of `cargo xtask all`: 500 points, a 30 × 30 grid, k up to 4
+    /// The cheap settings of `cargo xtask all`: 500 points, a 40 × 40 grid, k up to 4
     /// (the gmm stage's range; the mixture fits are the stage's largest cost).
     pub fn quick() -> Self {
         Self {
             n: 500,
-            grid: 30,
+            grid: 40,
             max_k: 4,
             ..Self::default()
         }
