@@ -543,7 +543,7 @@ fn score_field_figure(
         } else {
             1.0
         };
-        let arrows = |scores: &[(f64, f64)]| -> Vec<((f64, f64), (f64, f64))> {
+        let arrows = |scores: &[(f64, f64)]| -> Vec<viz::Arrow> {
             points
                 .chunks_exact(2)
                 .zip(scores)

@@ -74,28 +74,6 @@ pub fn palette(i: usize) -> Color {
     PALETTE[i % PALETTE.len()]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn palette_cycles() {
-        assert_eq!(palette(0), PALETTE[0]);
-        assert_eq!(palette(13), PALETTE[3]);
-        assert_ne!(palette(0), palette(1));
-    }
-
-    #[test]
-    fn over_blends() {
-        assert_eq!(
-            Color::RED.over(Color::WHITE, 0.5),
-            Color::rgb(255, 128, 128)
-        );
-        assert_eq!(Color::RED.over(Color::WHITE, 1.0), Color::RED);
-        assert_eq!(Color::RED.over(Color::BLUE, 0.0), Color::BLUE);
-    }
-}
-
 /// matplotlib's viridis colour map (perceptually uniform, readable in grey and by
 /// colour-blind readers) at t ∈ [0, 1] (clamped; NaN gives the low end): linear
 /// interpolation between nine of its samples (matplotlib `_cm_listed.py`, every 32nd).
@@ -118,4 +96,26 @@ pub fn viridis(t: f64) -> Color {
     let (a, b) = (STOPS[i], STOPS[i + 1]);
     let mix = |u: u8, v: u8| (f64::from(u) + (f64::from(v) - f64::from(u)) * f).round() as u8;
     Color::rgb(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn palette_cycles() {
+        assert_eq!(palette(0), PALETTE[0]);
+        assert_eq!(palette(13), PALETTE[3]);
+        assert_ne!(palette(0), palette(1));
+    }
+
+    #[test]
+    fn over_blends() {
+        assert_eq!(
+            Color::RED.over(Color::WHITE, 0.5),
+            Color::rgb(255, 128, 128)
+        );
+        assert_eq!(Color::RED.over(Color::WHITE, 1.0), Color::RED);
+        assert_eq!(Color::RED.over(Color::BLUE, 0.0), Color::BLUE);
+    }
 }

@@ -83,12 +83,7 @@ impl Curve {
     /// barbs of `head` × the arrow's length at ±25° (a quiver plot's arrows), the arrows
     /// separated by breaks. Barbs are computed in data units, so they look right when
     /// the panel shows both axes at the same scale. Zero vectors draw nothing.
-    pub fn arrows(
-        label: impl Into<String>,
-        arrows: &[((f64, f64), (f64, f64))],
-        head: f64,
-        color: Color,
-    ) -> Self {
+    pub fn arrows(label: impl Into<String>, arrows: &[Arrow], head: f64, color: Color) -> Self {
         let (cos, sin) = (25f64.to_radians().cos(), 25f64.to_radians().sin());
         let mut points = Vec::with_capacity(arrows.len() * 6);
         for &((x, y), (dx, dy)) in arrows {
@@ -106,6 +101,9 @@ impl Curve {
         Self::new(label, points, color)
     }
 }
+
+/// One arrow of [`Curve::arrows`]: its tail (x, y) and its vector (dx, dy), in data units.
+pub type Arrow = ((f64, f64), (f64, f64));
 
 /// A set of round markers of one colour.
 #[derive(Clone, Debug, PartialEq)]

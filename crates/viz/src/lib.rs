@@ -44,7 +44,7 @@ pub use anim::{gif_palette, gif_palette_index, render_gif, GifEncoder};
 pub use atomic::write_atomic;
 pub use color::{palette, viridis, Color, PALETTE};
 pub use error::VizError;
-pub use figure::{Curve, HeatMap, Histogram, LineChart, Panel, PointSeries, Scatter};
+pub use figure::{Arrow, Curve, HeatMap, Histogram, LineChart, Panel, PointSeries, Scatter};
 pub use hist::{bin_values, Bins};
 pub use render::{encode_png, render_png, render_rgb};
 
