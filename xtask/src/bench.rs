@@ -69,13 +69,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
 
     let mut table = Table::default();
-    const GROUPS: [&str; 6] = [
+    const GROUPS: [&str; 7] = [
         "denoiser",
         "classifier",
         "unguided",
         "guided",
         "figures",
         "kernels",
+        "likelihood",
     ];
     if let Some(bad) = args.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
         bail!("--only {bad}: the groups are {}", GROUPS.join(", "));
@@ -86,6 +87,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         if wanted("figures") {
             figure_stages(repeats, &pipeline, &mut table)?;
         }
+    }
+
+    if wanted("likelihood") {
+        likelihood_stage(repeats, &mut table)?;
     }
 
     // Floors.
@@ -107,6 +112,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             3.0 * clf_fwd + ADAM_FLOPS_PER_PARAM * clf_params,
         ),
         ("unguided sampling", mlp_flops(&den.layer_shapes(), n)),
+        (
+            // ε forward and two backward passes to x (one matmul a layer each: a forward's FLOPs).
+            "likelihood ODE",
+            3.0 * mlp_flops(&den.layer_shapes(), LIKELIHOOD_POINTS),
+        ),
         (
             // ε forward, classifier forward, and its backward to x (same FLOPs as forward).
             "guided sampling",
@@ -668,6 +678,41 @@ fn timed<R>(f: impl FnOnce() -> anyhow::Result<R>) -> anyhow::Result<(R, Timed)>
         .zip(cpu_ns())
         .map(|(a, b)| b.saturating_sub(a) as f64 * 1e-9);
     Ok((r, Timed { wall, cpu }))
+}
+
+/// Points of the likelihood row (the issue-14 target: 10,000 in under 5 s on two cores).
+const LIKELIHOOD_POINTS: usize = 10_000;
+
+/// The probability-flow ODE's log-likelihood of 10,000 fresh points of the notebook's
+/// mixture at K = 50 (99 evaluations with their divergence), with the notebook's
+/// denoiser trained once here.
+fn likelihood_stage(repeats: usize, table: &mut Table) -> anyhow::Result<()> {
+    use sampler::likelihood::{ode_log_likelihood, ode_model_evaluations};
+    let (recipe, prepared) = notebook_recipe()?;
+    let schedule = recipe.noise_schedule()?;
+    let (denoiser, _) = train_denoiser(
+        &prepared.train_standardised(),
+        2,
+        &schedule,
+        &recipe.denoiser_config(),
+        &recipe.denoiser_training(),
+        &mut |_, _| {},
+    )?;
+    let points = toy_data::two_clusters_mixture()
+        .sample(LIKELIHOOD_POINTS, &mut StdRng::seed_from_u64(SEED))
+        .into_raw_vec_and_offset()
+        .0;
+    let k = 50;
+    let s = time_repeats(repeats, || {
+        ode_log_likelihood(&denoiser, &schedule, &points, k)?;
+        Ok(())
+    })?;
+    table.add(
+        "likelihood ODE (10,000 points, K = 50, per evaluation)",
+        Some(ode_model_evaluations(k)),
+        s,
+    );
+    Ok(())
 }
 
 /// Times `f` once to warm up, then `repeats` times.

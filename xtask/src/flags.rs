@@ -433,7 +433,8 @@ pub struct BenchArgs {
     /// side in one round compare better than sizes minutes apart)
     #[arg(long, default_value_t = 3, value_parser = whole(1, 20), allow_negative_numbers = true)]
     pub scaling_rounds: usize,
-    /// Only these stage groups (comma-separated): denoiser, classifier, unguided, guided, figures, kernels
+    /// Only these stage groups (comma-separated): denoiser, classifier, unguided, guided, figures, kernels,
+    /// likelihood (the ODE log-likelihood of 10,000 points, K = 50)
     #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
     pub only: Vec<String>,
     /// Internal: one scaling run of N samples in this process, printed as JSON
