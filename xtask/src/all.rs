@@ -102,8 +102,7 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
     let wall = start.elapsed().as_secs_f64();
     timings.record("all", wall);
     timings.write(&out)?;
-    summary(&out, &trained, &sampling, wall, notebook);
-    likelihood_summary(&likelihood);
+    summary(&out, &trained, &sampling, &likelihood, wall, notebook);
     Ok(())
 }
 
@@ -121,7 +120,14 @@ fn stage<T>(
 }
 
 /// A short table of the headline numbers, from the stages' results.
-fn summary(out: &OutDir, m: &TrainMetrics, s: &SamplingMetrics, wall: f64, notebook: bool) {
+fn summary(
+    out: &OutDir,
+    m: &TrainMetrics,
+    s: &SamplingMetrics,
+    likelihood: &toydiff::LikelihoodReport,
+    wall: f64,
+    notebook: bool,
+) {
     let f = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.4}"));
     say!("\n== summary ({})", out.path("").display());
     say!("| quantity | value | reference |");
@@ -155,10 +161,11 @@ fn summary(out: &OutDir, m: &TrainMetrics, s: &SamplingMetrics, wall: f64, noteb
     for (key, run) in &s.guided {
         say!("| {key} precision | {} | ≥ {bar} |", f(Some(run.precision)));
     }
+    likelihood_summary(likelihood);
     say!("| wall time of `all` (s) | {} | |", f(Some(wall)));
 }
 
-/// The likelihood stage's headline rows, after the summary table.
+/// The likelihood stage's headline rows of the summary table.
 fn likelihood_summary(report: &toydiff::LikelihoodReport) {
     let f = |name: &str| {
         report.model(name).map_or("—".to_string(), |m| {

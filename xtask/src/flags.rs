@@ -28,7 +28,8 @@ pub enum Command {
     Sample(SampleArgs),
     /// Every sampler at K = 5 … 500 steps, learned and exact score: samplers.json and .png.
     Samplers(SamplersArgs),
-    /// Log-likelihood of held-out points: true density, Normal, GMM, diffusion ODE and ELBO.
+    /// Log-likelihood of held-out points: true density, Normal, GMM, diffusion ODE and ELBO
+    /// (about 10 s at the defaults; `all` runs it on 500 points).
     Likelihood(LikelihoodArgs),
     /// Run every stage in order and regenerate every figure.
     All(AllArgs),
