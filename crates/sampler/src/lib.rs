@@ -24,7 +24,8 @@
 //! [`solvers`] holds the samplers over a sub-sequence of the steps (DDIM, the
 //! probability-flow ODE with Euler and Heun, DPM-Solver++(2M)), run by [`sample_solver`];
 //! [`metrics`] the sample-quality measures (energy distance, mode balance, per-mode
-//! moments, guided precision).
+//! moments, guided precision); [`knn`] k-nearest-neighbour search in 2-D (a uniform grid,
+//! checked against a plain scan).
 //!
 //! # Example
 //!
@@ -47,6 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod knn;
 pub mod metrics;
 pub mod solvers;
 
@@ -108,6 +110,9 @@ pub enum SamplerError {
     /// DDIM's η must be in [0, 1].
     #[error("DDIM η = {0} is invalid: it must be between 0 and 1")]
     InvalidEta(f64),
+    /// A snapshot row that is not a sample.
+    #[error("snapshot row {row} is out of range: the run has samples 0..{samples}")]
+    InvalidSnapshotRow { row: usize, samples: usize },
 }
 
 /// The variance σ_t² of each reverse step.
@@ -141,6 +146,10 @@ pub struct SamplerConfig {
     pub variance: ReverseVariance,
     /// Seed of x_T and every z.
     pub seed: u64,
+    /// The rows (sample indices, each below `num_samples`) every snapshot keeps; `None`:
+    /// every row. Only the snapshots are cut: [`SampleRun::final_points`] always holds
+    /// every sample, so a GIF of a few thousand points costs no n × frames memory.
+    pub snapshot_rows: Option<Vec<usize>>,
 }
 
 impl Default for SamplerConfig {
@@ -150,6 +159,7 @@ impl Default for SamplerConfig {
             snapshot_every: 10,
             variance: ReverseVariance::Beta,
             seed: 1234,
+            snapshot_rows: None,
         }
     }
 }
@@ -263,23 +273,32 @@ pub struct Snapshot {
     pub points: Vec<f32>,
 }
 
-/// The snapshots of one reverse run, from x_T to x_0.
+/// The snapshots of one reverse run, from x_T to x_0, and its final samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleRun {
     /// d, the data dimension.
     pub dim: usize,
-    /// In order of decreasing t; the last is x_0.
+    /// In order of decreasing t; the last is x_0. Each holds the rows of
+    /// [`SamplerConfig::snapshot_rows`] (every row when it is `None`), in that order.
     pub snapshots: Vec<Snapshot>,
+    /// x_0 of every sample, n × d row-major (see [`SampleRun::final_points`]).
+    pub samples: Vec<f32>,
 }
 
 impl SampleRun {
-    /// The final samples x_0, n × d row-major.
+    /// A run with no snapshots and no samples (a placeholder for benchmarks).
+    pub fn empty(dim: usize) -> Self {
+        Self {
+            dim,
+            snapshots: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// The final samples x_0 of every row, n × d row-major, whichever rows the
+    /// snapshots keep.
     pub fn final_points(&self) -> &[f32] {
-        &self
-            .snapshots
-            .last()
-            .expect("a run always holds x_T and x_0")
-            .points
+        &self.samples
     }
 }
 
@@ -390,6 +409,17 @@ fn validate(
     if config.snapshot_every == 0 {
         return Err(SamplerError::InvalidSnapshotInterval(0));
     }
+    if let Some(&row) = config
+        .snapshot_rows
+        .iter()
+        .flatten()
+        .find(|&&r| r >= config.num_samples)
+    {
+        return Err(SamplerError::InvalidSnapshotRow {
+            row,
+            samples: config.num_samples,
+        });
+    }
     if denoiser.num_steps() != schedule.num_steps() {
         return Err(SamplerError::StepMismatch {
             what: "denoiser",
@@ -458,20 +488,35 @@ fn with_noise<R>(
 
 /// The snapshots of a run: x_T, then the state after every step t with
 /// t % `every` == 0, and x_0; a snapshot's `t` is the index of the state it holds.
-struct Snapshots {
+/// Each keeps the rows of `rows` (every row when `None`).
+struct Snapshots<'a> {
     every: usize,
+    dim: usize,
+    rows: Option<&'a [usize]>,
     kept: Vec<Snapshot>,
 }
 
-impl Snapshots {
-    fn new(every: usize, num_steps: usize, x_big_t: &[f32]) -> Self {
-        let first = Snapshot {
-            t: num_steps,
-            points: x_big_t.to_vec(),
+impl<'a> Snapshots<'a> {
+    fn new(config: &'a SamplerConfig, dim: usize, num_steps: usize, x_big_t: &[f32]) -> Self {
+        let mut s = Self {
+            every: config.snapshot_every,
+            dim,
+            rows: config.snapshot_rows.as_deref(),
+            kept: Vec::new(),
         };
-        Self {
-            every,
-            kept: vec![first],
+        s.record(num_steps, x_big_t, true);
+        s
+    }
+
+    /// The kept rows of `x`.
+    fn cut(&self, x: &[f32]) -> Vec<f32> {
+        match self.rows {
+            None => x.to_vec(),
+            Some(rows) => rows
+                .iter()
+                .flat_map(|&r| &x[r * self.dim..(r + 1) * self.dim])
+                .copied()
+                .collect(),
         }
     }
 
@@ -483,10 +528,8 @@ impl Snapshots {
     /// Records `x`, the state x_t, if `keep`.
     fn record(&mut self, t: usize, x: &[f32], keep: bool) {
         if keep {
-            self.kept.push(Snapshot {
-                t,
-                points: x.to_vec(),
-            });
+            let points = self.cut(x);
+            self.kept.push(Snapshot { t, points });
         }
     }
 }
@@ -534,7 +577,7 @@ fn sample_with(
         .iter()
         .map(|&z| z as f32)
         .collect();
-    let mut snapshots = Snapshots::new(config.snapshot_every, num_steps, &x);
+    let mut snapshots = Snapshots::new(config, d, num_steps, &x);
     let parallel = noise_thread
         .unwrap_or_else(|| std::thread::available_parallelism().is_ok_and(|p| p.get() > 1));
     // z of steps T..2, in this order, from the RNG that drew x_T.
@@ -569,6 +612,7 @@ fn sample_with(
     Ok(SampleRun {
         dim: d,
         snapshots: snapshots.kept,
+        samples: x,
     })
 }
 
@@ -629,6 +673,55 @@ mod tests {
             sample_observed(&den, &schedule, None, &config, &mut |t| seen.push(t)).unwrap();
         assert_eq!(seen, (1..=schedule.num_steps()).rev().collect::<Vec<_>>());
         assert_eq!(observed, sample(&den, &schedule, None, &config).unwrap());
+    }
+
+    #[test]
+    fn snapshot_rows_cut_the_snapshots_and_keep_every_sample() {
+        let (schedule, exact) = exact();
+        let (den, clf) = (exact.denoiser(), exact.classifier());
+        let config = SamplerConfig {
+            num_samples: 12,
+            ..SamplerConfig::default()
+        };
+        let rows = vec![1, 4, 11];
+        let cut_config = SamplerConfig {
+            snapshot_rows: Some(rows.clone()),
+            ..config.clone()
+        };
+        let g = ClassifierGuidance::one_class(&clf, 1, 30.0, 12).unwrap();
+        let steps = timesteps(schedule.num_steps(), 10).unwrap();
+        let runs = |c: &SamplerConfig| {
+            [
+                sample(&den, &schedule, Some(&g), c).unwrap(),
+                sample_solver(&den, &schedule, None, Solver::Heun, &steps, c).unwrap(),
+            ]
+        };
+        for (all, cut) in runs(&config).iter().zip(&runs(&cut_config)) {
+            // The samples are every row, whatever the snapshots keep, with the same bits.
+            assert_eq!(cut.final_points(), all.final_points());
+            assert_eq!(all.final_points().len(), 24);
+            assert_eq!(all.snapshots.last().unwrap().points, all.final_points());
+            assert_eq!(cut.snapshots.len(), all.snapshots.len());
+            for (a, c) in all.snapshots.iter().zip(&cut.snapshots) {
+                assert_eq!(a.t, c.t);
+                let expected: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&r| a.points[2 * r..2 * r + 2].to_vec())
+                    .collect();
+                assert_eq!(c.points, expected, "t = {}", a.t);
+            }
+        }
+        let bad = SamplerConfig {
+            snapshot_rows: Some(vec![3, 12]),
+            ..config
+        };
+        assert!(matches!(
+            sample(&den, &schedule, None, &bad),
+            Err(SamplerError::InvalidSnapshotRow {
+                row: 12,
+                samples: 12
+            })
+        ));
     }
 
     #[test]

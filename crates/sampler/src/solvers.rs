@@ -397,7 +397,7 @@ fn solve_with(
         .iter()
         .map(|&z| z as f32)
         .collect();
-    let mut snapshots = Snapshots::new(config.snapshot_every, steps[0], &x);
+    let mut snapshots = Snapshots::new(config, d, steps[0], &x);
     let draws = if solver.is_stochastic() {
         steps.len() - 1
     } else {
@@ -443,6 +443,7 @@ fn solve_with(
     Ok(SampleRun {
         dim: d,
         snapshots: snapshots.kept,
+        samples: x,
     })
 }
 
