@@ -552,13 +552,7 @@ fn pipeline_stages(
         let (u_run, u) = if wanted("unguided") || wanted("figures") {
             sample_once(None, SEED + 10)?
         } else {
-            (
-                SampleRun {
-                    dim: 2,
-                    snapshots: Vec::new(),
-                },
-                zero,
-            )
+            (SampleRun::empty(2), zero)
         };
         if wanted("unguided") {
             ung_s.push(u);
@@ -617,10 +611,7 @@ fn pipeline_stages(
         );
     }
     let mut runs = runs.into_iter();
-    let unguided = runs.next().unwrap_or(SampleRun {
-        dim: 2,
-        snapshots: Vec::new(),
-    });
+    let unguided = runs.next().unwrap_or(SampleRun::empty(2));
     let runs = toydiff::Runs {
         unguided,
         guided: runs.enumerate().collect(),
