@@ -798,10 +798,22 @@ pub fn evaluate(
     data: &Prepared,
     runs: &Runs,
 ) -> Result<SamplingMetrics> {
+    evaluate_with_limit(settings, plan, data, runs, EVAL_SAMPLES)
+}
+
+/// [`evaluate`] with `limit` in place of [`EVAL_SAMPLES`] (the samples and reference
+/// points behind each energy distance).
+pub fn evaluate_with_limit(
+    settings: &SampleSettings,
+    plan: &SamplerPlan,
+    data: &Prepared,
+    runs: &Runs,
+    limit: usize,
+) -> Result<SamplingMetrics> {
     let seed = settings.seed.wrapping_add(20);
     let n = settings.n;
     // The samples behind an energy distance, and the seed of run i's subsample.
-    let m = n.min(EVAL_SAMPLES);
+    let m = n.min(limit);
     let subsample_seed = |run: u64| seed.wrapping_add(40 + run);
     let mut guided = BTreeMap::new();
     let unguided = match data.meta.truth() {
@@ -866,7 +878,7 @@ pub fn evaluate(
         None => {
             // Compared in standardised units, so both axes weigh the same.
             let heldout_rows: Vec<f64> = widen(&data.heldout_standardised());
-            let heldout = subsample_rows(&heldout_rows, 2, EVAL_SAMPLES, seed.wrapping_add(60));
+            let heldout = subsample_rows(&heldout_rows, 2, limit, seed.wrapping_add(60));
             let reference = EnergyReference::new(&heldout, 2);
             let train: Vec<f64> = widen(&data.train_standardised());
             let points = widen(runs.unguided.final_points());
@@ -1009,6 +1021,116 @@ pub fn knn_labels_scan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run whose every snapshot and sample is `points` (f32, row-major).
+    fn fake_run(points: Vec<f32>) -> SampleRun {
+        SampleRun {
+            dim: 2,
+            snapshots: vec![sampler::Snapshot {
+                t: 0,
+                points: points.clone(),
+            }],
+            samples: points,
+        }
+    }
+
+    fn draws(m: &GaussianMixture, n: usize, seed: u64) -> Vec<f32> {
+        let s = m.sample(n, &mut StdRng::seed_from_u64(seed));
+        s.iter().map(|&v| v as f32).collect()
+    }
+
+    #[test]
+    fn evaluation_subsamples_above_its_limit_and_records_every_size() {
+        use crate::{RecipeParams, Silent};
+        let n = 600;
+        let settings = SampleSettings {
+            n,
+            ..SampleSettings::default()
+        };
+        let plan = settings.sampler.plan(500).unwrap();
+        for dataset in [None, Some(toy_data::BuiltinSet::Moons)] {
+            let recipe = RecipeParams {
+                dataset,
+                n_data: dataset.map(|_| 3000),
+                ..RecipeParams::default()
+            }
+            .check()
+            .unwrap();
+            let data = Prepared::from_recipe(&recipe, 1, &Silent).unwrap();
+            // Samples of the data's own law where it is known; of the training rows else.
+            let sample = |seed: u64| match data.meta.truth() {
+                Some(truth) => draws(&truth, n, seed),
+                None => {
+                    let train = widen(&data.train_standardised());
+                    let rows = subsample_rows(&train, 2, n, seed);
+                    rows.iter().map(|&v| v as f32).collect()
+                }
+            };
+            let runs = Runs {
+                unguided: fake_run(sample(1)),
+                guided: vec![(0, fake_run(sample(2))), (1, fake_run(sample(3)))],
+            };
+            let full = evaluate_with_limit(&settings, &plan, &data, &runs, 1000).unwrap();
+            let cut = evaluate_with_limit(&settings, &plan, &data, &runs, 200).unwrap();
+            let points = original_units(&data, runs.unguided.final_points());
+            let (u, c) = (&full.unguided, &cut.unguided);
+            // Under the limit: every sample, as before the limit existed (the same bits).
+            let expected = match data.meta.truth() {
+                Some(truth) => {
+                    let fresh = truth.sample(n, &mut StdRng::seed_from_u64(settings.seed + 20));
+                    assert_eq!(u.energy_distance_reference_size, n);
+                    energy_distance(&points, fresh.as_slice().unwrap(), 2)
+                }
+                None => {
+                    let heldout = widen(&data.heldout_standardised());
+                    assert_eq!(u.energy_distance_reference_size, 600, "20% of 3,000 rows");
+                    energy_distance(&widen(runs.unguided.final_points()), &heldout, 2)
+                }
+            };
+            assert_eq!(u.energy_distance.to_bits(), expected.to_bits());
+            assert_eq!(
+                (u.energy_distance_sample_size, u.energy_noise_floor.n),
+                (n, n)
+            );
+            assert_eq!(u.energy_noise_floor.repeats, floor_repeats(n));
+            // Over it: 200 samples against 200 reference points, the floor at 200.
+            assert_eq!(
+                (
+                    c.energy_distance_sample_size,
+                    c.energy_distance_reference_size
+                ),
+                (200, 200)
+            );
+            assert_eq!(
+                (c.energy_noise_floor.n, c.energy_noise_floor.repeats),
+                (200, 40)
+            );
+            // The samples follow the reference's law, so the distance is sampling noise:
+            // p95 is its 95th percentile at this size, three times it far in the tail.
+            assert!(
+                c.energy_distance.abs() < 3.0 * c.energy_noise_floor.p95,
+                "{} vs {:?}",
+                c.energy_distance,
+                c.energy_noise_floor
+            );
+            assert!(c.energy_noise_floor.std_error > 0.0);
+            for g in cut.guided.values() {
+                // Precision uses every sample; the distances (exact reference only) 200.
+                assert_eq!(g.precision_sample_size, n);
+                if let Some(floor) = g.energy_noise_floor {
+                    assert_eq!(g.energy_distance_sample_size, Some(200));
+                    assert_eq!(g.energy_distance_reference_size, Some(200));
+                    assert_eq!((floor.n, floor.repeats), (200, 40));
+                }
+            }
+            // Per-sample statistics do not depend on the limit.
+            assert_eq!(u.modes, c.modes);
+            assert_eq!(u.class_fractions, c.class_fractions);
+            let precisions =
+                |m: &SamplingMetrics| m.guided.values().map(|g| g.precision).collect::<Vec<_>>();
+            assert_eq!(precisions(&full), precisions(&cut));
+        }
+    }
 
     #[test]
     fn knn_votes_through_the_grid_match_the_scan() {
