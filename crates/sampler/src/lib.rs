@@ -175,6 +175,20 @@ pub trait GuidanceGradient {
     /// ∇_x log p(y | x_t, t) for each row of the batch x_t (n × d), not yet scaled by s.
     fn gradient(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor>;
 
+    /// The same for the rows `rows` of the batch only, `x_rows` holding those rows: the
+    /// sampler evaluates a large batch [`CHUNK_ROWS`] rows at a time. The default is
+    /// [`Self::gradient`] on `x_rows`, right for any provider whose rows are independent
+    /// and alike; one with per-sample state (a target per sample) must use `rows`.
+    fn gradient_rows(
+        &self,
+        x_rows: &Tensor,
+        t: usize,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<Tensor> {
+        let _ = rows;
+        self.gradient(x_rows, t)
+    }
+
     /// Whether this provider can guide a run of `num_samples` samples over steps
     /// 1..=`num_steps` (checked once, before the first step).
     fn check(&self, num_samples: usize, num_steps: usize) -> Result<(), SamplerError> {
@@ -243,6 +257,20 @@ impl GuidanceGradient for ClassifierGuidance<'_> {
 
     fn gradient(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
         self.classifier.grad_log_prob(x_t, t, &self.targets_tensor)
+    }
+
+    /// The gradient towards the targets of samples `rows`.
+    fn gradient_rows(
+        &self,
+        x_rows: &Tensor,
+        t: usize,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<Tensor> {
+        if rows == (0..self.targets.len()) {
+            return self.gradient(x_rows, t);
+        }
+        let targets = self.targets_tensor.narrow(0, rows.start, rows.len())?;
+        self.classifier.grad_log_prob(x_rows, t, &targets)
     }
 
     /// One target per sample, and a classifier built for the schedule's T.
@@ -436,6 +464,40 @@ fn validate(
     Ok(())
 }
 
+/// The most rows the sampler hands a model at once: a larger batch is evaluated in
+/// consecutive chunks of this many rows, so that a model's intermediate buffers (the
+/// notebook's nets keep n × 128 values a layer) stay bounded whatever n; 1,000,000
+/// samples would otherwise hold gigabytes. A multiple of the nets' 512-row pieces; every
+/// row is computed as in the whole batch (rows are independent), so the same bits.
+pub const CHUNK_ROWS: usize = 65_536;
+
+/// ε(x, t) of every row of x (n × d) and, with guidance, the unscaled guidance gradient,
+/// `chunk` rows at a time (one call for n ≤ `chunk`).
+fn model_outputs(
+    denoiser: &dyn NoisePredictor,
+    guidance: Option<&dyn GuidanceGradient>,
+    x: &[f32],
+    d: usize,
+    t: usize,
+    chunk: usize,
+) -> Result<(Vec<f32>, Option<Vec<f32>>), SamplerError> {
+    let n = x.len() / d;
+    let mut eps = Vec::with_capacity(n * d);
+    let mut gradient = guidance.map(|_| Vec::with_capacity(n * d));
+    let mut start = 0;
+    while start < n {
+        let end = n.min(start.saturating_add(chunk.max(1)));
+        let rows = end - start;
+        let x_t = Tensor::from_slice(&x[start * d..end * d], (rows, d), &Device::Cpu)?;
+        eps.extend(host(&denoiser.predict_noise(&x_t, t)?, rows * d)?);
+        if let (Some(g), Some(out)) = (guidance, gradient.as_mut()) {
+            out.extend(host(&g.gradient_rows(&x_t, t, start..end)?, rows * d)?);
+        }
+        start = end;
+    }
+    Ok((eps, gradient))
+}
+
 /// `len` draws of N(0, 1) in f64.
 fn standard_normals(rng: &mut StdRng, len: usize) -> Vec<f64> {
     (0..len).map(|_| rng.sample(StandardNormal)).collect()
@@ -544,7 +606,15 @@ pub fn sample(
     guidance: Option<&dyn GuidanceGradient>,
     config: &SamplerConfig,
 ) -> Result<SampleRun, SamplerError> {
-    sample_with(denoiser, schedule, guidance, config, None, &mut |_| {})
+    sample_with(
+        denoiser,
+        schedule,
+        guidance,
+        config,
+        None,
+        CHUNK_ROWS,
+        &mut |_| {},
+    )
 }
 
 /// [`sample`], calling `on_step(t)` after each reverse step t = T, …, 1 (for a progress
@@ -556,17 +626,21 @@ pub fn sample_observed(
     config: &SamplerConfig,
     on_step: &mut dyn FnMut(usize),
 ) -> Result<SampleRun, SamplerError> {
-    sample_with(denoiser, schedule, guidance, config, None, on_step)
+    sample_with(
+        denoiser, schedule, guidance, config, None, CHUNK_ROWS, on_step,
+    )
 }
 
 /// [`sample`], with the noise drawn on a second thread (`Some(true)`), on this one
-/// (`Some(false)`) or as the machine allows (`None`): the same draws, the same bits.
+/// (`Some(false)`) or as the machine allows (`None`), and the models evaluated `chunk`
+/// rows at a time: the same draws, the same bits.
 fn sample_with(
     denoiser: &dyn NoisePredictor,
     schedule: &NoiseSchedule,
     guidance: Option<&dyn GuidanceGradient>,
     config: &SamplerConfig,
     noise_thread: Option<bool>,
+    chunk: usize,
     on_step: &mut dyn FnMut(usize),
 ) -> Result<SampleRun, SamplerError> {
     validate(denoiser, schedule, guidance, config)?;
@@ -588,16 +662,13 @@ fn sample_with(
         parallel && num_steps > 1,
         |next_z| {
             for t in (1..=num_steps).rev() {
-                let x_t = Tensor::from_slice(&x, (n, d), &Device::Cpu)?;
-                let eps = host(&denoiser.predict_noise(&x_t, t)?, n * d)?;
-                let gradient = match guidance {
-                    Some(g) => Some((g.scale(), host(&g.gradient(&x_t, t)?, n * d)?)),
-                    None => None,
-                };
-                let term = gradient.as_ref().map(|(scale, gradient)| GuidanceTerm {
-                    scale: *scale,
-                    gradient,
-                });
+                let (eps, gradient) = model_outputs(denoiser, guidance, &x, d, t, chunk)?;
+                let term = guidance
+                    .zip(gradient.as_deref())
+                    .map(|(g, gradient)| GuidanceTerm {
+                        scale: g.scale(),
+                        gradient,
+                    });
                 let z = (t > 1).then(&mut *next_z);
                 x = ddpm_step(schedule, config.variance, t, &x, &eps, term, z.as_deref())?;
                 if x.iter().any(|v| !v.is_finite()) {
@@ -725,6 +796,67 @@ mod tests {
     }
 
     #[test]
+    fn chunked_model_calls_give_the_bits_of_the_whole_batch() {
+        use models::{init_classifier, init_denoiser, ClassifierConfig, DenoiserConfig};
+        // The notebook-shaped nets (random weights) on 2,600 rows, T = 12: chunks of 1,024
+        // rows (two pieces of 512 each, and a last chunk of 552 that takes the nets'
+        // small-batch path) against one call, with per-sample targets.
+        let schedule = NoiseSchedule::new(schedule::ScheduleKind::NOTEBOOK_LINEAR, 12).unwrap();
+        let mut rng = StdRng::seed_from_u64(4);
+        let den_config = DenoiserConfig {
+            num_steps: 12,
+            ..DenoiserConfig::default()
+        };
+        let clf_config = ClassifierConfig {
+            num_steps: 12,
+            ..ClassifierConfig::default()
+        };
+        let (den, _) = init_denoiser(&den_config, &mut rng).unwrap();
+        let (clf, _) = init_classifier(&clf_config, &mut rng).unwrap();
+        let (den, clf) = (den.detached(), clf.detached());
+        let n = 2600;
+        let config = SamplerConfig {
+            num_samples: n,
+            snapshot_every: 4,
+            ..SamplerConfig::default()
+        };
+        let targets: Vec<u32> = (0..n as u32).map(|i| i % 2).collect();
+        let g = ClassifierGuidance::new(&clf, targets, 30.0).unwrap();
+        for guidance in [None, Some(&g as &dyn GuidanceGradient)] {
+            let run = |chunk| {
+                sample_with(
+                    &den,
+                    &schedule,
+                    guidance,
+                    &config,
+                    Some(false),
+                    chunk,
+                    &mut |_| {},
+                )
+                .unwrap()
+            };
+            assert_eq!(run(1024), run(usize::MAX));
+        }
+        // The solvers' evaluations too (Heun calls the models twice a step).
+        let steps = timesteps(12, 4).unwrap();
+        let solve = |chunk| {
+            solvers::solve_with(
+                &den,
+                &schedule,
+                Some(&g),
+                Solver::Heun,
+                &steps,
+                &config,
+                Some(false),
+                chunk,
+                &mut |_| {},
+            )
+            .unwrap()
+        };
+        assert_eq!(solve(1024), solve(usize::MAX));
+    }
+
+    #[test]
     fn noise_on_a_second_thread_gives_the_same_bits() {
         let (schedule, exact) = exact();
         let (den, clf) = (exact.denoiser(), exact.classifier());
@@ -733,8 +865,26 @@ mod tests {
             ..SamplerConfig::default()
         };
         let g = ClassifierGuidance::one_class(&clf, 1, 30.0, 16).unwrap();
-        let a = sample_with(&den, &schedule, Some(&g), &config, Some(true), &mut |_| {}).unwrap();
-        let b = sample_with(&den, &schedule, Some(&g), &config, Some(false), &mut |_| {}).unwrap();
+        let a = sample_with(
+            &den,
+            &schedule,
+            Some(&g),
+            &config,
+            Some(true),
+            CHUNK_ROWS,
+            &mut |_| {},
+        )
+        .unwrap();
+        let b = sample_with(
+            &den,
+            &schedule,
+            Some(&g),
+            &config,
+            Some(false),
+            CHUNK_ROWS,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(a, b);
         // An error part-way stops the noise thread too (no hang).
         let err = sample_with(
@@ -743,6 +893,7 @@ mod tests {
             None,
             &config,
             Some(true),
+            CHUNK_ROWS,
             &mut |_| {},
         )
         .unwrap_err();
