@@ -5,12 +5,12 @@
 //! checkpoints, the input) exactly as it was: no file written, changed or created, and
 //! a missing output folder still missing.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{run, snapshot, Scratch};
+use crate::common::{run, snapshot, Scratch};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// Runs `args` and checks everything a rejected input must satisfy. `mentions` are

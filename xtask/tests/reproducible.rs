@@ -3,11 +3,10 @@
 //! file allowed to differ. A small configuration of each stage keeps this fast (`all`
 //! itself runs the same stage functions with the notebook's longer settings).
 
-mod common;
 
 use std::path::Path;
 
-use common::{names, run_env, snapshot, Scratch};
+use crate::common::{names, run_env, snapshot, Scratch};
 
 /// One command line: `args`, then `--out OUT --seed SEED`.
 fn stage(args: &[&str], out: &Path, seed: &str) -> Vec<String> {
