@@ -19,7 +19,10 @@
 //! All noise is drawn on the host from one seeded RNG: the same seed gives the same
 //! samples, bit for bit. The samples live on the host between steps and each step builds
 //! a fresh x_t tensor from them, so no autograd graph outlives a step and memory does not
-//! grow with T beyond the snapshots kept.
+//! grow with T beyond the snapshots kept. The models see at most [`CHUNK_ROWS`] rows a
+//! call (a larger batch goes chunk by chunk, the same bits), so their intermediate
+//! buffers do not grow with n either; snapshots may keep chosen rows only
+//! ([`SamplerConfig::snapshot_rows`]) while the final samples are always kept whole.
 //!
 //! [`solvers`] holds the samplers over a sub-sequence of the steps (DDIM, the
 //! probability-flow ODE with Euler and Heun, DPM-Solver++(2M)), run by [`sample_solver`];

@@ -2,7 +2,9 @@
 //! checkpoint folder `train` wrote (the notebook's section 8): the GIF, the samples as
 //! CSV in the data's own units, and their metrics. The sampler is the notebook's DDPM
 //! over all T steps by default, or DDIM, the probability-flow ODE (Euler, Heun) or
-//! DPM-Solver++(2M) over K of them ([`SamplerChoice`]).
+//! DPM-Solver++(2M) over K of them ([`SamplerChoice`]). Any n: the figures draw at most
+//! [`FIGURE_POINTS`] points a series (the snapshots keep only those rows), the energy
+//! distances use at most [`EVAL_SAMPLES`] samples ([`evaluate`]), the CSVs every sample.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
