@@ -45,9 +45,11 @@ pub const FLOOR_PAIR_BUDGET: usize = FLOOR_REPEATS * 3 * 1000 * 1000;
 /// Samples (and reference points) behind each energy distance: larger runs are
 /// evaluated on a seeded subsample of this size, the noise floor at the same size.
 pub const EVAL_SAMPLES: usize = 5_000;
-/// Points of each series a sampling figure draws: larger runs (and larger data sets)
-/// are drawn as a seeded subset of this many rows; the CSVs keep every sample.
-pub const FIGURE_POINTS: usize = 2_000;
+/// Points of each series a figure of points draws (the sampling GIF and PNG, the forward
+/// GIF): larger runs (and larger data sets) are drawn as a seeded subset of this many
+/// rows; the CSVs keep every sample. Every built-in set at its default size (at most
+/// 4,000 rows) and the default 500 samples are drawn whole.
+pub const FIGURE_POINTS: usize = 4_000;
 /// Neighbours voting on a sample's class when no exact posterior exists.
 pub const KNN: usize = 5;
 
@@ -609,7 +611,7 @@ fn class_color(c: usize, n_classes: usize) -> Color {
 ///
 /// Every series draws at most [`FIGURE_POINTS`] points: the data's rows a seeded subset
 /// of them ([`figure_rows`] with seed [`FIGURE_DATA_SEED`]), the samples the rows their
-/// runs' snapshots kept; a series drawn in part says so in the legend ("2,000 of
+/// runs' snapshots kept; a series drawn in part says so in the legend ("4,000 of
 /// 1,000,000").
 pub fn frames(data: &Prepared, runs: &Runs, plan: &SamplerPlan) -> Vec<Vec<Panel>> {
     let rows = data.points.nrows();
