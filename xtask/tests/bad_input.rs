@@ -164,6 +164,24 @@ fn fixtures() -> &'static Fixtures {
 // ----- numbers out of range, unknown names -----
 
 #[test]
+fn bench_sizes_out_of_range_are_rejected() {
+    let scratch = Scratch::new("bad-bench");
+    let json = scratch.join("bench.json"); // never written
+    rejected(
+        &[
+            "bench",
+            "--commands",
+            "--commands-max",
+            "0",
+            "--json",
+            s(&json),
+        ],
+        &["'0'", "--commands-max", "1 to 1000000"],
+        &[&json],
+    );
+}
+
+#[test]
 fn numbers_out_of_range_are_rejected_for_every_sub_command() {
     let scratch = Scratch::new("bad-numbers");
     let out = scratch.join("out"); // never created

@@ -2,7 +2,6 @@
 //! loss names the step and the last finite loss, a non-finite sample names t; both exit
 //! with code 2, one line on stderr, and nothing written.
 
-
 use std::path::Path;
 
 use crate::common::{run, snapshot, Scratch};

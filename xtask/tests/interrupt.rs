@@ -2,7 +2,6 @@
 //! it was or as the complete new version (never truncated), and a clean exit leaves no
 //! temporary file behind.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Stdio};
