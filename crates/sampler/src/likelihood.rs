@@ -48,6 +48,9 @@
 //! ‖ε − ε_θ‖² − ‖ε‖² + d (the same mean, since E‖ε‖² = d: a control variate for the χ²
 //! noise of the small-t terms, whose coefficients ≈ 1/(2t) are the largest); its spread
 //! over points gives the standard error of the mean.
+//!
+//! Both call the model [`CHUNK_ROWS`] rows at a time, as the samplers do, so memory stays
+//! bounded whatever the number of points (rows are independent: the same values).
 
 use candle_core::{Device, Tensor};
 use models::NoisePredictor;
@@ -55,7 +58,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use schedule::NoiseSchedule;
 
 use crate::solvers::{alpha_bar, flow_coefficients, ode_sigma, timesteps};
-use crate::{standard_normals, ReverseVariance, SamplerError};
+use crate::{model_outputs, standard_normals, ReverseVariance, SamplerError, CHUNK_ROWS};
 
 /// ½ log 2π.
 const HALF_LOG_TAU: f64 = 0.918_938_533_204_672_7;
@@ -90,7 +93,7 @@ fn check_points(
 }
 
 /// ε(x, t) (f64, row-major) and √ᾱ_t ∇_x · ε(x, t) = ∇_x̃ · ε, the drift of the ODE in x̃
-/// and its divergence.
+/// and its divergence, the model called [`CHUNK_ROWS`] rows at a time (as the samplers).
 fn drift_and_divergence(
     denoiser: &dyn NoisePredictor,
     schedule: &NoiseSchedule,
@@ -99,24 +102,29 @@ fn drift_and_divergence(
 ) -> Result<(Vec<f64>, Vec<f64>), SamplerError> {
     let d = denoiser.dim();
     let n = x.len() / d;
-    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    let x_t = Tensor::from_vec(x32, (n, d), &Device::Cpu)?;
-    let (eps, div) = denoiser.noise_and_divergence(&x_t, t)?;
-    let eps: Vec<f64> = eps
-        .to_dtype(candle_core::DType::F64)?
-        .flatten_all()?
-        .to_vec1::<f64>()?;
-    if eps.len() != n * d || div.len() != n {
-        return Err(candle_core::Error::Msg(format!(
-            "a model returned {} noise values and {} divergences for {n} points",
-            eps.len(),
-            div.len()
-        ))
-        .into());
-    }
     let root = schedule.sqrt_alpha_bar(t);
-    let div = div.iter().map(|v| root * v).collect();
-    Ok((eps, div))
+    let (mut drift, mut divergence) = (Vec::with_capacity(n * d), Vec::with_capacity(n));
+    for rows in x.chunks(CHUNK_ROWS * d) {
+        let m = rows.len() / d;
+        let x32: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+        let x_t = Tensor::from_vec(x32, (m, d), &Device::Cpu)?;
+        let (eps, div) = denoiser.noise_and_divergence(&x_t, t)?;
+        let eps: Vec<f64> = eps
+            .to_dtype(candle_core::DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        if eps.len() != m * d || div.len() != m {
+            return Err(candle_core::Error::Msg(format!(
+                "a model returned {} noise values and {} divergences for {m} points",
+                eps.len(),
+                div.len()
+            ))
+            .into());
+        }
+        drift.extend(eps);
+        divergence.extend(div.iter().map(|v| root * v));
+    }
+    Ok((drift, divergence))
 }
 
 /// log N(x; 0, I) of each row of a row-major batch of dimension d.
@@ -278,19 +286,7 @@ pub fn elbo(
             .zip(&z)
             .map(|(x, e)| (root_a * x + root_1m * e) as f32)
             .collect();
-        let x_t = Tensor::from_vec(x_t, (n, d), &Device::Cpu)?;
-        let eps = denoiser
-            .predict_noise(&x_t, t)?
-            .to_dtype(candle_core::DType::F64)?
-            .flatten_all()?
-            .to_vec1::<f64>()?;
-        if eps.len() != n * d {
-            return Err(candle_core::Error::Msg(format!(
-                "a model returned {} noise values for {n} points",
-                eps.len()
-            ))
-            .into());
-        }
+        let (eps, _) = model_outputs(denoiser, None, &x_t, d, t, CHUNK_ROWS)?;
         let (beta, alpha) = (schedule.beta(t), schedule.alpha(t));
         // ‖ε − ε_θ(x_t, t)‖² − ‖ε‖² + d per point: the same mean as ‖ε − ε_θ‖² (E‖ε‖² = d),
         // with the control variate ‖ε‖² − d taking out the χ²_d noise that dominates it
@@ -298,7 +294,7 @@ pub fn elbo(
         let errors = z.chunks_exact(d).zip(eps.chunks_exact(d)).map(|(e, p)| {
             e.iter()
                 .zip(p)
-                .map(|(a, b)| (a - b).powi(2) - a * a)
+                .map(|(&a, &b)| (a - f64::from(b)).powi(2) - a * a)
                 .sum::<f64>()
                 + dims
         });
