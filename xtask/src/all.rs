@@ -172,14 +172,14 @@ fn likelihood_summary(report: &toydiff::LikelihoodReport) {
             format!("{:.4}", m.mean_log_likelihood)
         })
     };
+    for (row, name) in [
+        ("mean log-likelihood, diffusion ODE", "diffusion-ode"),
+        ("mean log-likelihood, GMM", "gmm"),
+    ] {
+        say!("| {row} (nats) | {} | true {} |", f(name), f("true"));
+    }
     say!(
-        "| mean log-likelihood, diffusion ODE (nats) | {} | true {} |",
-        f("diffusion-ode"),
-        f("true")
-    );
-    say!(
-        "| mean ELBO, diffusion (nats) | {} | GMM {} |",
-        f("diffusion-elbo"),
-        f("gmm")
+        "| mean ELBO, diffusion (nats) | {} | below the ODE's |",
+        f("diffusion-elbo")
     );
 }

@@ -324,6 +324,7 @@ pub fn likelihood(
     let v = log_densities(&normal, &points);
     models.push(row("normal", &v, start.elapsed().as_secs_f64())?);
     let start = Instant::now();
+    // EM needs at least two rows a component (`toy_data::require_rows`): fewer rows, fewer k.
     let max_k = settings.max_k.min(train.nrows() / 2).max(1);
     let gmm = toy_data::choose_k_by_bic(train.view(), max_k, seed)?.mixture;
     let v = log_densities(&gmm, &points);
