@@ -83,10 +83,9 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
             None => stage(&mut timings, "train", || crate::train::run(&train_args)),
         }
     })?;
-    let sampling = stage(&mut timings, "sample+evaluate", || {
-        crate::sample::run(&sample_args)
-    })?;
-    // The likelihood stage, cheap: 500 points, a 40 × 40 density grid, k ≤ 4.
+    // The likelihood stage, cheap: 500 points, a 40 × 40 density grid, k ≤ 4. It reads
+    // only the checkpoints: with a second core it runs beside sampling (both stay on one
+    // thread at these sizes), its report kept until sampling has printed its own.
     let quick = toydiff::LikelihoodSettings::quick();
     let likelihood_args = LikelihoodArgs {
         out: out_arg.clone(),
@@ -96,8 +95,32 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
         max_k: quick.max_k,
         ..defaults()
     };
-    let likelihood = stage(&mut timings, "likelihood", || {
-        crate::likelihood::run(&likelihood_args)
+    let (sampling, likelihood) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let likelihood_thread = toydiff::train::two_cores().then(|| {
+            scope.spawn(|| {
+                let t = Instant::now();
+                let (result, text) = console::captured(|| crate::likelihood::run(&likelihood_args));
+                (result, text, t.elapsed().as_secs_f64())
+            })
+        });
+        let sampling = stage(&mut timings, "sample+evaluate", || {
+            crate::sample::run(&sample_args)
+        })?;
+        let likelihood = match likelihood_thread {
+            Some(thread) => {
+                say!("\n== likelihood");
+                let (result, text, seconds) =
+                    thread.join().expect("the likelihood thread panicked");
+                console::print(&text);
+                let report = result?;
+                timings.record("stage_likelihood", seconds);
+                report
+            }
+            None => stage(&mut timings, "likelihood", || {
+                crate::likelihood::run(&likelihood_args)
+            })?,
+        };
+        Ok((sampling, likelihood))
     })?;
     let wall = start.elapsed().as_secs_f64();
     timings.record("all", wall);
