@@ -33,6 +33,9 @@
 //!   x_i, t) is one scalar, and one `backward()` gives every row's gradient. The
 //!   shared-step logits fold the embedding of t into the first layer's bias (the same
 //!   function; see [`ClassifierNet::logits`]).
+//! - Divergence ([`NoisePredictor::noise_and_divergence`], for the likelihood): x_t becomes
+//!   a `Var`, and one `backward()` of Σ_i ε_j(x_i) per coordinate j gives column j of each
+//!   row's Jacobian diagonal (d passes for the batch); [`ExactDenoiser`] has it in closed form.
 //! - A backward pass computes only what some tracked argument needs: through nets without
 //!   `Var`s (what training and loading return) it computes no weight gradients.
 //!
