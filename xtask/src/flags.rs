@@ -125,6 +125,20 @@ pub struct TrainArgs {
     /// [default: linear]
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleArg>,
+    /// Label dropout of the conditional denoiser (classifier-free guidance; labelled data
+    /// only): the probability that a training point's class is replaced by the null class,
+    /// strictly between 0 and 1 [default: 0.2]
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_negative_numbers = true)]
+    pub cond_dropout: Option<f64>,
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not allowed: use a probability strictly between 0 and 1, e.g. 0.1 or 0.2"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -138,10 +152,18 @@ pub struct SampleArgs {
     /// Samples per run
     #[arg(long, default_value_t = 500, value_parser = whole(1, 1_000_000), allow_negative_numbers = true)]
     pub n: usize,
-    /// Guidance scale s: the guided mean gets s·σ_t²·∇ log p(y | x_t, t)
-    /// [default: 30 (the notebook's) for two-clusters, else 5]
+    /// Classifier guidance scale s: the guided mean gets s·σ_t²·∇ log p(y | x_t, t)
+    /// [default: 30 (the notebook's) for two-clusters, else 5]; --guidance classifier only
     #[arg(long, value_parser = parse_scale, allow_negative_numbers = true)]
     pub scale: Option<f64>,
+    /// How the guided runs are guided: classifier (the notebook's noisy classifier) or
+    /// free (classifier-free: the conditional denoiser mixed with its unconditional self)
+    #[arg(long, value_enum, default_value_t = GuidanceArg::Classifier)]
+    pub guidance: GuidanceArg,
+    /// Classifier-free guidance weight w: ε = (1 + w)·ε(x_t, t, y) − w·ε(x_t, t, ∅), a
+    /// number from 0 (the conditional model alone) to 1e6 [default: 1]; --guidance free only
+    #[arg(long, value_name = "W", value_parser = parse_scale, allow_negative_numbers = true)]
+    pub cfg_weight: Option<f64>,
     /// Guide only towards these classes, by name (comma-separated) [default: every class]
     #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
     pub classes: Vec<String>,
@@ -188,6 +210,23 @@ pub struct SamplersArgs {
     /// Seed of x_T (shared by every run), the noise and the reference samples
     #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
+}
+
+/// A guidance method by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuidanceArg {
+    Classifier,
+    Free,
+}
+
+impl GuidanceArg {
+    /// The library's name for it.
+    pub fn kind(self) -> toydiff::GuidanceKind {
+        match self {
+            GuidanceArg::Classifier => toydiff::GuidanceKind::Classifier,
+            GuidanceArg::Free => toydiff::GuidanceKind::Free,
+        }
+    }
 }
 
 /// A sampler by name.

@@ -81,11 +81,11 @@ pub use recipe::{
     DEFAULT_CLASSIFIER_STEPS, MAX_NUM_STEPS, RECIPE_FORMAT,
 };
 pub use sample::{
-    sample, Checkpoint, Runs, SampleSettings, SamplerChoice, SamplerKind, SamplerPlan,
-    DEFAULT_SOLVER_STEPS,
+    sample, Checkpoint, GuidanceKind, Runs, SampleSettings, SamplerChoice, SamplerKind,
+    SamplerPlan, DEFAULT_CFG_WEIGHT, DEFAULT_SOLVER_STEPS,
 };
 pub use samplers::{samplers, FrontierRow, SamplersReport, SamplersSettings};
-pub use train::{train, Trained, CHECKPOINTS, RECIPE_FILE};
+pub use train::{train, Trained, CHECKPOINTS, CONDITIONAL_FILE, RECIPE_FILE};
 
 /// The README's example, compiled and run with the doc tests.
 #[cfg(doctest)]
