@@ -28,6 +28,9 @@ pub enum Command {
     Sample(SampleArgs),
     /// Every sampler at K = 5 … 500 steps, learned and exact score: samplers.json and .png.
     Samplers(SamplersArgs),
+    /// Classifier vs classifier-free guidance: precision against diversity over their
+    /// scales, learned and exact: guidance.json and .png.
+    Guidance(GuidanceArgs),
     /// Run every stage in order and regenerate every figure.
     All(AllArgs),
     /// Train and sample every built-in data set and check the quality bar.
@@ -208,6 +211,24 @@ pub struct SamplersArgs {
     #[arg(long, default_value_t = 1000, value_parser = whole(1, 20_000), allow_negative_numbers = true)]
     pub w2_n: usize,
     /// Seed of x_T (shared by every run), the noise and the reference samples
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GuidanceArgs {
+    /// Output folder (created if missing) [default: assets/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Checkpoint folder `train` wrote, on labelled data, with a conditional denoiser
+    /// [default: OUT/checkpoints]
+    #[arg(long, value_name = "DIR")]
+    pub checkpoints: Option<PathBuf>,
+    /// Samples of each run (48 runs on the notebook's data: 2 methods × 6 settings ×
+    /// learned and exact × 2 classes); `cargo xtask all` runs this stage with 200
+    #[arg(long, default_value_t = 500, value_parser = whole(2, 100_000), allow_negative_numbers = true)]
+    pub n: usize,
+    /// Seed of x_T and the noise (shared by the settings of a class) and the references
     #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
 }

@@ -175,10 +175,46 @@ impl ConditionalNoisePredictor for ConditionalDenoiserNet {
         t: usize,
         classes: Option<&[u32]>,
     ) -> candle_core::Result<Tensor> {
+        let n = check_batch(x_t, self.config.denoiser.dim)?;
+        let classes = check_classes(classes, n, self.config.num_classes)?;
+        let null = self.config.null_class();
+        let rows: Vec<usize> = (0..n)
+            .map(|i| classes.map_or(null, |y| y[i] as usize))
+            .collect();
+        self.predict_rows(x_t, t, &rows, 1)
+    }
+
+    /// Both halves in one batch of 2n rows: [x_t; y] then [x_t; ∅], one op, split.
+    fn predict_noise_pair(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        classes: &[u32],
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let n = check_batch(x_t, self.config.denoiser.dim)?;
+        check_classes(Some(classes), n, self.config.num_classes)?;
+        let null = self.config.null_class();
+        let rows: Vec<usize> = classes
+            .iter()
+            .map(|&c| c as usize)
+            .chain(std::iter::repeat_n(null, n))
+            .collect();
+        let both = self.predict_rows(x_t, t, &rows, 2)?;
+        Ok((both.narrow(0, 0, n)?, both.narrow(0, n, n)?))
+    }
+}
+
+impl ConditionalDenoiserNet {
+    /// ε for the input rows [x_{i mod n}, time features, onehot(rows[i])], i < `repeats` · n.
+    fn predict_rows(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        rows: &[usize],
+        repeats: usize,
+    ) -> candle_core::Result<Tensor> {
         let c = &self.config;
         check_step(t, c.denoiser.num_steps)?;
-        let n = check_batch(x_t, c.denoiser.dim)?;
-        let classes = check_classes(classes, n, c.num_classes)?;
         let encoding = c.denoiser.time_encoding;
         let mut features = vec![0f32; encoding.num_features()];
         encoding.write_features(t, c.denoiser.num_steps, &mut features);
@@ -186,18 +222,14 @@ impl ConditionalNoisePredictor for ConditionalDenoiserNet {
         let width = c.input_width();
         let x = x_t.to_dtype(candle_core::DType::F32)?;
         let input = crate::ops::with_f32(&x, |x| {
-            let mut input = vec![0f32; n * width];
-            for (i, (row, xi)) in input
-                .chunks_exact_mut(width)
-                .zip(x.chunks_exact(d))
-                .enumerate()
-            {
-                let class = classes.map_or(c.null_class(), |y| y[i] as usize);
+            let mut input = vec![0f32; rows.len() * width];
+            let xs = x.chunks_exact(d).cycle().take(repeats * x.len() / d.max(1));
+            for ((row, xi), &class) in input.chunks_exact_mut(width).zip(xs).zip(rows) {
                 self.write_row(xi, &features, class, row);
             }
             Ok(input)
         })?;
-        let input = Tensor::from_vec(input, (n, width), x_t.device())?;
+        let input = Tensor::from_vec(input, (rows.len(), width), x_t.device())?;
         self.forward_input(&input)?.to_dtype(x_t.dtype())
     }
 }
@@ -298,6 +330,14 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
             }
         }
+        // The pair in one batch of 2n rows is the two calls' values (the same rows of the
+        // same op: a row's result does not depend on the others).
+        let (c, u) = net.predict_noise_pair(&x, 200, &[0, 1, 1]).unwrap();
+        let c2 = net.predict_noise_conditional(&x, 200, Some(&[0, 1, 1])).unwrap();
+        let u2 = net.predict_noise_conditional(&x, 200, None).unwrap();
+        assert_eq!(c.to_vec2::<f32>().unwrap(), c2.to_vec2::<f32>().unwrap());
+        assert_eq!(u.to_vec2::<f32>().unwrap(), u2.to_vec2::<f32>().unwrap());
+        assert!(net.predict_noise_pair(&x, 200, &[0, 1]).is_err());
         assert!(net.predict_noise_conditional(&x, 200, Some(&[0, 2, 0])).is_err());
         assert!(net.predict_noise_conditional(&x, 200, Some(&[0, 1])).is_err());
         assert!(net.predict_noise_conditional(&x, 0, None).is_err());

@@ -509,6 +509,29 @@ impl NoisyClassifier for ExactClassifier {
         self.num_classes
     }
 
+    /// ∇_x log p(y_i | x_t, t) on the host in f64 ([`ExactClassifier::grad_log_prob_analytic`]),
+    /// returned in x_t's dtype: the fast path of guidance with the exact classifier. Its
+    /// slow reference is candle's autograd through [`NoisyClassifier::log_probs`] (the
+    /// trait's default), compared with it in the tests.
+    fn grad_log_prob(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        targets: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let d = self.mixture.dim;
+        let (n, x) = rows_f64(x_t, d)?;
+        let targets = targets.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
+        if targets.len() != n {
+            candle_core::bail!("{} targets for a batch of {n}", targets.len());
+        }
+        let targets: Vec<usize> = targets.iter().map(|&c| c as usize).collect();
+        let g = self
+            .grad_log_prob_analytic(&x, t, &targets)
+            .map_err(to_candle)?;
+        Tensor::from_vec(g, (n, d), x_t.device())?.to_dtype(x_t.dtype())
+    }
+
     /// log p(c | x_t) from candle ops in f64 (so autograd differentiates it), returned in x_t's dtype.
     fn log_probs(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
         let d = self.mixture.dim;
@@ -923,11 +946,12 @@ mod tests {
                 }
                 let targets: Vec<u32> = (0..5).map(|i| (i % clf.num_classes()) as u32).collect();
                 let tt = Tensor::from_slice(&targets, 5, &DEVICE).unwrap();
-                let auto = clf
-                    .grad_log_prob(&x, t, &tt)
+                let auto = crate::traits::autograd_grad_log_prob(&clf, &x, t, &tt)
                     .unwrap()
                     .to_vec2::<f32>()
                     .unwrap();
+                // The fast path (the host gradient, in f32) against the autograd reference.
+                let fast = clf.grad_log_prob(&x, t, &tt).unwrap().to_vec2::<f32>().unwrap();
                 let ts: Vec<usize> = targets.iter().map(|&c| c as usize).collect();
                 let analytic = clf.grad_log_prob_analytic(&host_x, t, &ts).unwrap();
                 for i in 0..5 {
@@ -938,6 +962,8 @@ mod tests {
                             "t={t} i={i}: {} vs {a}",
                             auto[i][j]
                         );
+                        // f64 values rounded to f32 once, autograd's after its own f64 sums.
+                        assert!((fast[i][j] - auto[i][j]).abs() <= 1e-5 * (1.0 + a.abs() as f32));
                     }
                 }
             }

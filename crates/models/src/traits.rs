@@ -92,4 +92,19 @@ pub trait ConditionalNoisePredictor {
         t: usize,
         classes: Option<&[u32]>,
     ) -> candle_core::Result<Tensor>;
+
+    /// (ε(x_t, t, y), ε(x_t, t, ∅)) for the same batch, what classifier-free guidance
+    /// mixes: by default two calls of [`Self::predict_noise_conditional`]; a net may
+    /// evaluate both halves as one batch of 2n rows (the same values).
+    fn predict_noise_pair(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        classes: &[u32],
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        Ok((
+            self.predict_noise_conditional(x_t, t, Some(classes))?,
+            self.predict_noise_conditional(x_t, t, None)?,
+        ))
+    }
 }

@@ -81,13 +81,12 @@ impl NoisePredictor for ClassifierFreeGuidance<'_> {
     /// `affine`); at w = 0 the conditional prediction itself, bit for bit, and the
     /// unconditional one is not computed.
     fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
-        let conditional = self
-            .model
-            .predict_noise_conditional(x_t, t, Some(&self.targets))?;
         if self.weight == 0.0 {
-            return Ok(conditional);
+            return self
+                .model
+                .predict_noise_conditional(x_t, t, Some(&self.targets));
         }
-        let unconditional = self.model.predict_noise_conditional(x_t, t, None)?;
+        let (conditional, unconditional) = self.model.predict_noise_pair(x_t, t, &self.targets)?;
         conditional.affine(1.0 + self.weight, 0.0)? - unconditional.affine(self.weight, 0.0)?
     }
 }

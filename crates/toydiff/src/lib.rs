@@ -15,6 +15,9 @@
 //!   ([`SamplerChoice`]).
 //! - [`samplers()`] measures every sampler's cost/quality frontier, with the learned
 //!   denoiser and with the exact score ([`SamplersReport`]).
+//! - [`guidance()`] sweeps classifier guidance's scale and classifier-free guidance's
+//!   weight, with the learned nets and the exact scores: precision, diversity and the
+//!   energy distance to each class ([`GuidanceReport`]).
 //! - The figures are functions that return PNG or GIF bytes ([`train::loss_figure`],
 //!   [`sample::sampling_gif`], [`forward::schedule_figure`], …); every file is written
 //!   atomically through [`OutDir`].
@@ -57,6 +60,7 @@ mod data;
 mod error;
 pub mod forward;
 pub mod gmm;
+pub mod guidance;
 mod metrics;
 mod observer;
 mod output;
@@ -84,6 +88,7 @@ pub use sample::{
     sample, Checkpoint, GuidanceKind, Runs, SampleSettings, SamplerChoice, SamplerKind,
     SamplerPlan, DEFAULT_CFG_WEIGHT, DEFAULT_SOLVER_STEPS,
 };
+pub use guidance::{guidance, GuidanceReport, GuidanceRow, GuidanceSettings};
 pub use samplers::{samplers, FrontierRow, SamplersReport, SamplersSettings};
 pub use train::{train, Trained, CHECKPOINTS, CONDITIONAL_FILE, RECIPE_FILE};
 

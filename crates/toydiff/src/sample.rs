@@ -666,14 +666,14 @@ pub fn write_sampling_metrics(out: &OutDir, sampling: &SamplingMetrics) -> Resul
 }
 
 /// Standardised f32 points back in the data's units.
-fn original_units(data: &Prepared, points: &[f32]) -> Vec<f64> {
+pub(crate) fn original_units(data: &Prepared, points: &[f32]) -> Vec<f64> {
     let mut v = widen(points);
     data.meta.standardizer.inverse_slice(&mut v);
     v
 }
 
 /// The colour of class c: the notebook's red and green for two classes, else a palette.
-fn class_color(c: usize, n_classes: usize) -> Color {
+pub(crate) fn class_color(c: usize, n_classes: usize) -> Color {
     if n_classes == 2 {
         [Color::RED, Color::GREEN][c]
     } else {
