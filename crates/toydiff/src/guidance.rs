@@ -610,20 +610,29 @@ pub fn guidance_figure(report: &GuidanceReport) -> Result<Vec<u8>> {
     let x_range = x_lo.is_finite().then_some((x_lo - pad, x_hi + pad));
     let y_lo = (y_lo - 0.1 * (1.0 - y_lo)).min(0.98);
     dots.extend(markers);
-    let unguided = report
+    let unguided: Vec<&GuidanceRow> = report
         .rows
         .iter()
         .filter(|r| r.method == "classifier" && r.scale == 0.0 && r.model == "learned")
-        .map(|r| r.precision)
-        .sum::<f64>()
-        / report.classes.len().max(1) as f64;
+        .collect();
+    if !unguided.is_empty() {
+        let k = unguided.len() as f64;
+        left.push(Curve::new(
+            format!(
+                "s = 0 (unguided): precision {:.2}, std ratio {:.1}, off the chart",
+                unguided.iter().map(|r| r.precision).sum::<f64>() / k,
+                unguided.iter().map(|r| r.std_ratio).sum::<f64>() / k
+            ),
+            Vec::new(),
+            Color::GRAY,
+        ));
+    }
     let panels = [
         Panel::Line(LineChart {
             title: format!(
-                "Precision against diversity (mean over {} classes, n = {}; s = 0, unguided: precision {:.2}, off the chart)",
+                "Precision against diversity (mean over {} classes, n = {} a class)",
                 report.classes.len(),
-                report.n,
-                unguided
+                report.n
             ),
             x_label: "std ratio: samples' spread / class's (diversity)".into(),
             y_label: "precision: fraction in the target class".into(),
@@ -669,7 +678,7 @@ pub fn side_by_side_figure(
         for (class, points) in runs {
             series.push(
                 PointSeries::new(
-                    format!("Guided: {}", data.meta.class_names[*class]),
+                    format!("Guided to class {}", data.meta.class_names[*class]),
                     pairs(&original_units(data, points)),
                     class_color(*class, c),
                 )
