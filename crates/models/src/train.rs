@@ -643,7 +643,11 @@ mod tests {
         bad[5] = 2;
         assert!(matches!(
             run(3, 0.2, &bad).map(|_| ()),
-            Err(ModelError::LabelOutOfRange { index: 5, label: 2, .. })
+            Err(ModelError::LabelOutOfRange {
+                index: 5,
+                label: 2,
+                ..
+            })
         ));
         assert!(matches!(
             run(3, 0.2, &labels[1..]).map(|_| ()),
