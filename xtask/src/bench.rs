@@ -634,6 +634,7 @@ fn pipeline_stages(
     let runs = toydiff::Runs {
         unguided,
         guided: runs.enumerate().collect(),
+        free_weight: None,
     };
     Ok(Pipeline {
         recipe,

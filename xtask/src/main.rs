@@ -12,6 +12,7 @@ mod console;
 mod flags;
 mod forward;
 mod gmm;
+mod guidance;
 mod likelihood;
 mod progress;
 mod quality;
@@ -58,6 +59,7 @@ fn try_main(cli: flags::Cli) -> anyhow::Result<()> {
         flags::Command::Sample(args) => sample::run(&args).map(|_| ()),
         flags::Command::Samplers(args) => samplers::run(&args),
         flags::Command::Likelihood(args) => likelihood::run(&args).map(|_| ()),
+        flags::Command::Guidance(args) => guidance::run(&args).map(|_| ()),
         flags::Command::All(args) => all::run(&args),
         flags::Command::Bench(args) => bench::run(&args),
         flags::Command::Quality(args) => quality::run(&args),

@@ -23,6 +23,7 @@ fn notebook_stages(out: &Path, seed: &str) -> Vec<Vec<String>> {
         stage(&["train", "--steps", "200", "--epochs", "20"]),
         stage(&["sample", "--n", "100"]),
         stage(&["likelihood", "--n", "200", "--grid", "8", "--max-k", "2"]),
+        stage(&["guidance", "--n", "10"]),
     ]
 }
 
@@ -128,6 +129,10 @@ fn notebook_stages_give_identical_bytes_across_runs_and_thread_counts() {
             "density.png",
             "score_field.png",
             "timings.json",
+            "checkpoints/conditional_denoiser.safetensors",
+            "guidance.json",
+            "guidance.png",
+            "guided_free_vs_classifier.png",
         ],
     );
     let n = assert_same_bytes(&a, &b, "two runs");
@@ -302,6 +307,7 @@ fn all_side_by_side_writes_what_the_stages_write_in_turn() {
                 &b,
                 "3",
             ),
+            stage(&["guidance", "--n", "100"], &b, "3"),
         ],
         &[],
     );
@@ -322,6 +328,7 @@ fn all_side_by_side_writes_what_the_stages_write_in_turn() {
         "trained: denoiser 200 steps",
         "== sample+evaluate",
         "== likelihood",
+        "== guidance",
         "== summary",
     ];
     let positions: Vec<usize> = order.iter().map(|t| at(t)).collect();

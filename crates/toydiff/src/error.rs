@@ -110,6 +110,10 @@ pub enum PipelineError {
     /// Likelihood settings or a likelihood the stage cannot use.
     #[error("{0}")]
     BadLikelihood(String),
+    /// A guidance setting that cannot run (names the value and what is allowed), or free
+    /// guidance asked of a folder without a conditional denoiser.
+    #[error("{0}")]
+    BadGuidance(String),
     /// A `--data` column request that cannot work.
     #[error("{0}")]
     BadColumns(String),

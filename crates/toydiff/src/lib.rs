@@ -19,6 +19,9 @@
 //! - [`likelihood()`] measures the diffusion model as a density (the probability-flow
 //!   ODE and the ELBO) beside the true density, a Normal and a BIC-chosen mixture
 //!   ([`LikelihoodReport`]).
+//! - [`guidance()`] sweeps classifier guidance's scale and classifier-free guidance's
+//!   weight, with the learned nets and the exact scores: precision, diversity and the
+//!   energy distance to each class ([`GuidanceReport`]).
 //! - The figures are functions that return PNG or GIF bytes ([`train::loss_figure`],
 //!   [`sample::sampling_gif`], [`forward::schedule_figure`], …); every file is written
 //!   atomically through [`OutDir`].
@@ -61,6 +64,7 @@ mod data;
 mod error;
 pub mod forward;
 pub mod gmm;
+pub mod guidance;
 pub mod likelihood;
 mod metrics;
 mod observer;
@@ -74,6 +78,7 @@ pub use data::{
     file_safe, standardise_mixture, DataMeta, Prepared, DATA_FILE, HELDOUT_FRACTION, META_FILE,
 };
 pub use error::{PipelineError, Result};
+pub use guidance::{guidance, GuidanceReport, GuidanceRow, GuidanceSettings};
 pub use likelihood::{likelihood, LikelihoodReport, LikelihoodSettings, ModelLikelihood};
 pub use metrics::{
     FloorMetrics, GuidedMetrics, Metrics, ModeMetrics, SamplingMetrics, SamplingSettingsRecord,
@@ -87,11 +92,11 @@ pub use recipe::{
     DEFAULT_CLASSIFIER_STEPS, MAX_NUM_STEPS, RECIPE_FORMAT,
 };
 pub use sample::{
-    sample, Checkpoint, Runs, SampleSettings, SamplerChoice, SamplerKind, SamplerPlan,
-    DEFAULT_SOLVER_STEPS,
+    sample, Checkpoint, GuidanceKind, Runs, SampleSettings, SamplerChoice, SamplerKind,
+    SamplerPlan, DEFAULT_CFG_WEIGHT, DEFAULT_SOLVER_STEPS,
 };
 pub use samplers::{samplers, FrontierRow, SamplersReport, SamplersSettings};
-pub use train::{train, Trained, CHECKPOINTS, RECIPE_FILE};
+pub use train::{train, Trained, CHECKPOINTS, CONDITIONAL_FILE, RECIPE_FILE};
 
 /// The README's example, compiled and run with the doc tests.
 #[cfg(doctest)]
