@@ -12,13 +12,29 @@ pub trait NoisePredictor {
     /// ε(x_t, t) for a batch x_t (n × d, f32) all at the same 1-based step t.
     fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor>;
 
+    /// ε for the rows `rows` of a run's batch only, `x_rows` holding those rows: a sampler
+    /// evaluates a large batch a chunk of rows at a time. The default is
+    /// [`Self::predict_noise`] on `x_rows`, right for any model whose rows are independent
+    /// and alike; one with per-sample state (a target class per sample) must use `rows`.
+    fn predict_noise_rows(
+        &self,
+        x_rows: &Tensor,
+        t: usize,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<Tensor> {
+        let _ = rows;
+        self.predict_noise(x_rows, t)
+    }
+
     /// ε(x_t, t) (n × d, x_t's dtype) and its divergence ∇_x · ε = Σ_j ∂ε_j/∂x_j at each
     /// row (length n, f64): the trace of the Jacobian that the probability-flow ODE's
     /// log-density change needs (Chen et al. 2018, Neural ODEs, theorem 1).
     ///
     /// The default is [`autograd_noise_divergence`]: d backward passes of candle's
     /// autograd through `predict_noise` (which must then be built from differentiable
-    /// ops, as the nets' are); exact models override it with a closed form.
+    /// ops, as the nets' are); exact models override it with a closed form. The likelihood
+    /// calls it a chunk of rows at a time, which is right for models whose rows are alike
+    /// (no per-sample state, unlike [`Self::predict_noise_rows`]'s guided models).
     fn noise_and_divergence(
         &self,
         x_t: &Tensor,
