@@ -6,11 +6,16 @@ use std::time::Instant;
 use toydiff::{OutDir, SamplingMetrics, Timings, TrainMetrics};
 
 use crate::console::{self, say};
-use crate::flags::{default_out, defaults, AllArgs, ForwardArgs, GmmArgs, SampleArgs, TrainArgs};
+use crate::flags::{
+    default_out, defaults, AllArgs, ForwardArgs, GmmArgs, GuidanceArgs, SampleArgs, TrainArgs,
+};
 
 /// Guided precision the notebook's trained networks are held to
 /// (crates/sampler/tests/trained_guidance.rs).
 const NOTEBOOK_MIN_PRECISION: f64 = 0.99;
+/// Samples a run of the guidance stage in `all` (48 runs on the notebook's data; `cargo
+/// xtask guidance` runs 500), so that `all` stays within twice its time before the stage.
+pub const ALL_GUIDANCE_N: usize = 100;
 
 pub fn run(args: &AllArgs) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -84,10 +89,27 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
     let sampling = stage(&mut timings, "sample+evaluate", || {
         crate::sample::run(&sample_args)
     })?;
+    // Classifier vs classifier-free guidance over their scales (labelled data only).
+    let guidance_args = GuidanceArgs {
+        out: out_arg.clone(),
+        seed: args.seed,
+        n: ALL_GUIDANCE_N,
+        ..defaults()
+    };
+    let guidance = if trained.classes.is_empty() {
+        None
+    } else {
+        Some(stage(&mut timings, "guidance", || {
+            crate::guidance::run(&guidance_args)
+        })?)
+    };
     let wall = start.elapsed().as_secs_f64();
     timings.record("all", wall);
     timings.write(&out)?;
     summary(&out, &trained, &sampling, wall, notebook);
+    if let Some(report) = guidance {
+        guidance_summary(&report);
+    }
     Ok(())
 }
 
@@ -140,4 +162,31 @@ fn summary(out: &OutDir, m: &TrainMetrics, s: &SamplingMetrics, wall: f64, noteb
         say!("| {key} precision | {} | ≥ {bar} |", f(Some(run.precision)));
     }
     say!("| wall time of `all` (s) | {} | |", f(Some(wall)));
+}
+
+/// The guidance stage's headline: each method's lowest precision and std ratio over the
+/// classes at the notebook's s = 30 and at w = 1, learned nets.
+fn guidance_summary(report: &toydiff::GuidanceReport) {
+    for (method, scale, name) in [
+        ("classifier", 30.0, "classifier guidance s = 30"),
+        ("free", toydiff::DEFAULT_CFG_WEIGHT, "free guidance w = 1"),
+    ] {
+        let rows: Vec<_> = report
+            .rows
+            .iter()
+            .filter(|r| r.method == method && r.scale == scale && r.model == "learned")
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let min = |f: fn(&toydiff::GuidanceRow) -> f64| {
+            rows.iter().map(|r| f(r)).fold(f64::INFINITY, f64::min)
+        };
+        say!(
+            "| {name} (n = {}): min precision, min std ratio | {:.4}, {:.3} | |",
+            report.n,
+            min(|r| r.precision),
+            min(|r| r.std_ratio)
+        );
+    }
 }

@@ -624,6 +624,7 @@ fn pipeline_stages(
     let runs = toydiff::Runs {
         unguided,
         guided: runs.enumerate().collect(),
+        free_weight: None,
     };
     Ok(Pipeline {
         recipe,

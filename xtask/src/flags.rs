@@ -28,6 +28,9 @@ pub enum Command {
     Sample(SampleArgs),
     /// Every sampler at K = 5 … 500 steps, learned and exact score: samplers.json and .png.
     Samplers(SamplersArgs),
+    /// Classifier vs classifier-free guidance: precision against diversity over their
+    /// scales, learned and exact: guidance.json and .png.
+    Guidance(GuidanceArgs),
     /// Run every stage in order and regenerate every figure.
     All(AllArgs),
     /// Train and sample every built-in data set and check the quality bar.
@@ -125,6 +128,20 @@ pub struct TrainArgs {
     /// [default: linear]
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleArg>,
+    /// Label dropout of the conditional denoiser (classifier-free guidance; labelled data
+    /// only): the probability that a training point's class is replaced by the null class,
+    /// strictly between 0 and 1 [default: 0.2]
+    #[arg(long, value_name = "P", value_parser = parse_probability, allow_negative_numbers = true)]
+    pub cond_dropout: Option<f64>,
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not allowed: use a probability strictly between 0 and 1, e.g. 0.1 or 0.2"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -138,10 +155,18 @@ pub struct SampleArgs {
     /// Samples per run
     #[arg(long, default_value_t = 500, value_parser = whole(1, 1_000_000), allow_negative_numbers = true)]
     pub n: usize,
-    /// Guidance scale s: the guided mean gets s·σ_t²·∇ log p(y | x_t, t)
-    /// [default: 30 (the notebook's) for two-clusters, else 5]
+    /// Classifier guidance scale s: the guided mean gets s·σ_t²·∇ log p(y | x_t, t)
+    /// [default: 30 (the notebook's) for two-clusters, else 5]; --guidance classifier only
     #[arg(long, value_parser = parse_scale, allow_negative_numbers = true)]
     pub scale: Option<f64>,
+    /// How the guided runs are guided: classifier (the notebook's noisy classifier) or
+    /// free (classifier-free: the conditional denoiser mixed with its unconditional self)
+    #[arg(long, value_enum, default_value_t = GuidanceArg::Classifier)]
+    pub guidance: GuidanceArg,
+    /// Classifier-free guidance weight w: ε = (1 + w)·ε(x_t, t, y) − w·ε(x_t, t, ∅), a
+    /// number from 0 (the conditional model alone) to 1e6 [default: 1]; --guidance free only
+    #[arg(long, value_name = "W", value_parser = parse_scale, allow_negative_numbers = true)]
+    pub cfg_weight: Option<f64>,
     /// Guide only towards these classes, by name (comma-separated) [default: every class]
     #[arg(long, value_name = "NAME,…", value_delimiter = ',')]
     pub classes: Vec<String>,
@@ -188,6 +213,41 @@ pub struct SamplersArgs {
     /// Seed of x_T (shared by every run), the noise and the reference samples
     #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
     pub seed: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GuidanceArgs {
+    /// Output folder (created if missing) [default: assets/figures]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Checkpoint folder `train` wrote, on labelled data, with a conditional denoiser
+    /// [default: OUT/checkpoints]
+    #[arg(long, value_name = "DIR")]
+    pub checkpoints: Option<PathBuf>,
+    /// Samples of each run (48 runs on the notebook's data: 2 methods × 6 settings ×
+    /// learned and exact × 2 classes); `cargo xtask all` runs this stage with 200
+    #[arg(long, default_value_t = 500, value_parser = whole(2, 100_000), allow_negative_numbers = true)]
+    pub n: usize,
+    /// Seed of x_T and the noise (shared by the settings of a class) and the references
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = parse_seed, allow_negative_numbers = true)]
+    pub seed: u64,
+}
+
+/// A guidance method by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuidanceArg {
+    Classifier,
+    Free,
+}
+
+impl GuidanceArg {
+    /// The library's name for it.
+    pub fn kind(self) -> toydiff::GuidanceKind {
+        match self {
+            GuidanceArg::Classifier => toydiff::GuidanceKind::Classifier,
+            GuidanceArg::Free => toydiff::GuidanceKind::Free,
+        }
+    }
 }
 
 /// A sampler by name.

@@ -12,6 +12,7 @@ mod console;
 mod flags;
 mod forward;
 mod gmm;
+mod guidance;
 mod progress;
 mod quality;
 mod sample;
@@ -56,6 +57,7 @@ fn try_main(cli: flags::Cli) -> anyhow::Result<()> {
         flags::Command::Train(args) => train::run(&args).map(|_| ()),
         flags::Command::Sample(args) => sample::run(&args).map(|_| ()),
         flags::Command::Samplers(args) => samplers::run(&args),
+        flags::Command::Guidance(args) => guidance::run(&args).map(|_| ()),
         flags::Command::All(args) => all::run(&args),
         flags::Command::Bench(args) => bench::run(&args),
         flags::Command::Quality(args) => quality::run(&args),

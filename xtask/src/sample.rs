@@ -33,6 +33,8 @@ pub fn settings(args: &SampleArgs) -> SampleSettings {
             steps: args.steps,
             eta: args.eta,
         },
+        guidance: args.guidance.kind(),
+        cfg_weight: args.cfg_weight,
     }
 }
 

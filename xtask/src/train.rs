@@ -46,6 +46,7 @@ pub fn recipe(args: &TrainArgs) -> anyhow::Result<Recipe> {
         epochs: args.epochs,
         batch: args.batch,
         learning_rate: args.lr,
+        cond_dropout: args.cond_dropout,
         seed: args.seed,
         ..RecipeParams::default()
     };

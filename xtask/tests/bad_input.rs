@@ -257,7 +257,7 @@ fn unknown_names_are_rejected_with_the_allowed_ones() {
             &["trian"],
             &[
                 "trian",
-                "gmm, forward, train, sample, samplers, all",
+                "gmm, forward, train, sample, samplers, guidance, all",
                 "train",
             ],
         ),
@@ -672,6 +672,77 @@ fn samplers_settings_that_cannot_run_are_rejected() {
         }
         a.extend_from_slice(extra);
         rejected(&a, mentions, &[&out, &fixtures().two, &fixtures().three]);
+    }
+}
+
+#[test]
+fn guidance_settings_that_cannot_run_are_rejected() {
+    let scratch = Scratch::new("bad-guidance");
+    let out = scratch.join("out"); // never created
+    let o = s(&out);
+    let two = &fixtures().two;
+    // A folder trained before classifier-free guidance: no conditional denoiser.
+    let old = checkpoint_copy(&scratch, "old");
+    std::fs::remove_file(old.join("conditional_denoiser.safetensors")).unwrap();
+    let sample_cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--guidance", "free", "--scale", "3"],
+            &["--scale 3", "--guidance free", "--cfg-weight"],
+        ),
+        (
+            &["--cfg-weight", "2"],
+            &["--cfg-weight 2", "--guidance classifier", "--scale"],
+        ),
+        (
+            &["--guidance", "free", "--cfg-weight", "-1"],
+            &["'-1'", "--cfg-weight", "0 to 1e6"],
+        ),
+        (
+            &["--guidance", "free", "--cfg-weight", "nan"],
+            &["'nan'", "0 to 1e6"],
+        ),
+        (&["--guidance", "fancy"], &["fancy", "classifier, free"]),
+    ];
+    for (extra, mentions) in sample_cases {
+        let mut a = sample_args(two, &out);
+        a.extend_from_slice(extra);
+        rejected(&a, mentions, &[&out, two]);
+    }
+    let mut a = sample_args(&old, &out);
+    a.extend(["--guidance", "free"]);
+    rejected(
+        &a,
+        &[
+            "no conditional denoiser",
+            "conditional_denoiser.safetensors",
+            "retrain",
+        ],
+        &[&out, &old],
+    );
+    // The same folder still samples with the classifier.
+    accepted(&sample_args(&old, &scratch.join("old-out")));
+    for p in ["0", "1", "1.5", "nan"] {
+        rejected(
+            &["train", "--out", o, "--cond-dropout", p],
+            &[&format!("'{p}'"), "--cond-dropout", "between 0 and 1"],
+            &[&out],
+        );
+    }
+    let guidance_cases: &[(&[&str], &[&str])] = &[
+        (&["--n", "1"], &["'1'", "--n", "2 to"]),
+        (
+            &["--checkpoints", s(&old)],
+            &["no conditional denoiser", "retrain"],
+        ),
+        (&["--checkpoints", o], &["out"]),
+    ];
+    for (extra, mentions) in guidance_cases {
+        let mut a = vec!["guidance", "--out", o];
+        if !extra.contains(&"--checkpoints") {
+            a.extend(["--checkpoints", s(two)]);
+        }
+        a.extend_from_slice(extra);
+        rejected(&a, mentions, &[&out, two, &old]);
     }
 }
 

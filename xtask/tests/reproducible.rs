@@ -22,6 +22,7 @@ fn notebook_stages(out: &Path, seed: &str) -> Vec<Vec<String>> {
         stage(&["forward"]),
         stage(&["train", "--steps", "200", "--epochs", "20"]),
         stage(&["sample", "--n", "100"]),
+        stage(&["guidance", "--n", "10"]),
     ]
 }
 
@@ -110,6 +111,10 @@ fn notebook_stages_give_identical_bytes_across_runs_and_thread_counts() {
             "samples/guided_0.csv",
             "samples/guided_1.csv",
             "timings.json",
+            "checkpoints/conditional_denoiser.safetensors",
+            "guidance.json",
+            "guidance.png",
+            "guided_free_vs_classifier.png",
         ],
     );
     let n = assert_same_bytes(&a, &b, "two runs");
@@ -279,6 +284,7 @@ fn all_side_by_side_writes_what_the_stages_write_in_turn() {
             stage(&["forward"], &b, "3"),
             stage(&[&["train"][..], &short].concat(), &b, "3"),
             stage(&["sample"], &b, "3"),
+            stage(&["guidance", "--n", "100"], &b, "3"),
         ],
         &[],
     );
@@ -298,6 +304,7 @@ fn all_side_by_side_writes_what_the_stages_write_in_turn() {
         "data: two-clusters",
         "trained: denoiser 200 steps",
         "== sample+evaluate",
+        "== guidance",
         "== summary",
     ];
     let positions: Vec<usize> = order.iter().map(|t| at(t)).collect();

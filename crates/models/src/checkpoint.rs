@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use candle_core::Tensor;
 use safetensors::{Dtype, SafeTensors};
 
+use crate::conditional::{
+    ConditionalDenoiserConfig, ConditionalDenoiserNet, PREFIX as CONDITIONAL_PREFIX,
+};
 use crate::error::{ModelError, Result};
 use crate::nets::{
     layer_name, Activation, ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet, Dense,
@@ -17,6 +20,8 @@ use crate::nets::{
 
 /// Value of the `format` metadata key in denoiser checkpoints.
 pub const DENOISER_FORMAT: &str = "toydiff-denoiser-v1";
+/// Value of the `format` metadata key in conditional-denoiser checkpoints.
+pub const CONDITIONAL_DENOISER_FORMAT: &str = "toydiff-conditional-denoiser-v1";
 /// Value of the `format` metadata key in classifier checkpoints.
 pub const CLASSIFIER_FORMAT: &str = "toydiff-classifier-v1";
 
@@ -257,29 +262,26 @@ fn json_string(s: &str) -> String {
     out
 }
 
-impl DenoiserNet {
-    /// The net as safetensors bytes: tensors `denoiser.layers.{i}.weight|bias` (F32) and its configuration as metadata.
-    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        let c = self.config();
-        let meta = BTreeMap::from([
-            ("format".to_string(), DENOISER_FORMAT.to_string()),
-            ("num_steps".to_string(), c.num_steps.to_string()),
-            ("dim".to_string(), c.dim.to_string()),
-            ("hidden_width".to_string(), c.hidden_width.to_string()),
-            ("hidden_layers".to_string(), c.hidden_layers.to_string()),
-            ("activation".to_string(), c.activation.name().to_string()),
-            (
-                "time_encoding".to_string(),
-                c.time_encoding.name().to_string(),
-            ),
-        ]);
-        serialize(self.named_tensors(), meta)
-    }
+/// The denoiser shape's metadata, under `format`.
+fn denoiser_metadata(format: &str, c: &DenoiserConfig) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("format".to_string(), format.to_string()),
+        ("num_steps".to_string(), c.num_steps.to_string()),
+        ("dim".to_string(), c.dim.to_string()),
+        ("hidden_width".to_string(), c.hidden_width.to_string()),
+        ("hidden_layers".to_string(), c.hidden_layers.to_string()),
+        ("activation".to_string(), c.activation.name().to_string()),
+        (
+            "time_encoding".to_string(),
+            c.time_encoding.name().to_string(),
+        ),
+    ])
+}
 
-    /// Reads a net written by [`DenoiserNet::to_safetensors`]; with `Some(T)`, also checks it was trained with T steps.
-    pub fn from_safetensors(bytes: &[u8], expected_num_steps: Option<usize>) -> Result<Self> {
-        let (mut r, num_steps) = Reader::open(bytes, DENOISER_FORMAT, expected_num_steps)?;
-        let encoding = r.key("time_encoding")?;
+impl Reader<'_> {
+    /// The denoiser shape stated by the metadata (T already read), validated.
+    fn denoiser_config(&self, num_steps: usize) -> Result<DenoiserConfig> {
+        let encoding = self.key("time_encoding")?;
         let time_encoding =
             TimeEncoding::from_name(encoding).ok_or_else(|| ModelError::BadMetadata {
                 key: "time_encoding",
@@ -287,18 +289,62 @@ impl DenoiserNet {
                 reason: "unknown time encoding (known: scaled, sinusoidal)".into(),
             })?;
         let config = DenoiserConfig {
-            dim: r.usize_key("dim")?,
-            hidden_width: r.usize_key("hidden_width")?,
-            hidden_layers: r.usize_key("hidden_layers")?,
+            dim: self.usize_key("dim")?,
+            hidden_width: self.usize_key("hidden_width")?,
+            hidden_layers: self.usize_key("hidden_layers")?,
             num_steps,
-            activation: r.activation()?,
+            activation: self.activation()?,
             time_encoding,
         };
         config.validate()?;
+        Ok(config)
+    }
+}
+
+impl DenoiserNet {
+    /// The net as safetensors bytes: tensors `denoiser.layers.{i}.weight|bias` (F32) and its configuration as metadata.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        serialize(
+            self.named_tensors(),
+            denoiser_metadata(DENOISER_FORMAT, self.config()),
+        )
+    }
+
+    /// Reads a net written by [`DenoiserNet::to_safetensors`]; with `Some(T)`, also checks it was trained with T steps.
+    pub fn from_safetensors(bytes: &[u8], expected_num_steps: Option<usize>) -> Result<Self> {
+        let (mut r, num_steps) = Reader::open(bytes, DENOISER_FORMAT, expected_num_steps)?;
+        let config = r.denoiser_config(num_steps)?;
         r.check_layer_count("denoiser", config.hidden_layers + 1)?;
         let layers = r.layers("denoiser", &config.layer_shapes())?;
         r.finish()?;
         DenoiserNet::from_layers(config, layers)
+    }
+}
+
+impl ConditionalDenoiserNet {
+    /// The net as safetensors bytes: tensors `conditional_denoiser.layers.{i}.weight|bias`
+    /// (F32), the denoiser's metadata keys and `num_classes`.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let c = self.config();
+        let mut meta = denoiser_metadata(CONDITIONAL_DENOISER_FORMAT, &c.denoiser);
+        meta.insert("num_classes".to_string(), c.num_classes.to_string());
+        serialize(self.named_tensors(), meta)
+    }
+
+    /// Reads a net written by [`ConditionalDenoiserNet::to_safetensors`]; with `Some(T)`,
+    /// also checks it was trained with T steps.
+    pub fn from_safetensors(bytes: &[u8], expected_num_steps: Option<usize>) -> Result<Self> {
+        let (mut r, num_steps) =
+            Reader::open(bytes, CONDITIONAL_DENOISER_FORMAT, expected_num_steps)?;
+        let config = ConditionalDenoiserConfig {
+            denoiser: r.denoiser_config(num_steps)?,
+            num_classes: r.usize_key("num_classes")?,
+        };
+        config.validate()?;
+        r.check_layer_count(CONDITIONAL_PREFIX, config.denoiser.hidden_layers + 1)?;
+        let layers = r.layers(CONDITIONAL_PREFIX, &config.layer_shapes())?;
+        r.finish()?;
+        ConditionalDenoiserNet::from_layers(config, layers)
     }
 }
 
@@ -473,6 +519,43 @@ mod tests {
             bits(&net.log_probs(&x(), 77).unwrap())
         );
         same_contents(&back.to_safetensors().unwrap(), &bytes);
+    }
+
+    #[test]
+    fn the_conditional_denoiser_round_trips_bit_exact() {
+        let config = crate::ConditionalDenoiserConfig {
+            denoiser: DenoiserConfig::default(),
+            num_classes: 3,
+        };
+        let net = crate::init_conditional_denoiser(&config, &mut StdRng::seed_from_u64(4))
+            .unwrap()
+            .0
+            .detached();
+        let bytes = net.to_safetensors().unwrap();
+        assert_eq!(
+            checkpoint_metadata(&bytes).unwrap()["format"],
+            CONDITIONAL_DENOISER_FORMAT
+        );
+        let back = ConditionalDenoiserNet::from_safetensors(&bytes, Some(500)).unwrap();
+        assert_eq!(back.config(), net.config());
+        use crate::traits::ConditionalNoisePredictor;
+        for classes in [Some(&[0u32, 2, 1][..]), None] {
+            assert_eq!(
+                bits(&back.predict_noise_conditional(&x(), 77, classes).unwrap()),
+                bits(&net.predict_noise_conditional(&x(), 77, classes).unwrap())
+            );
+        }
+        same_contents(&back.to_safetensors().unwrap(), &bytes);
+        // Neither of the other loaders takes it, and it takes neither of theirs.
+        assert!(DenoiserNet::from_safetensors(&bytes, None).is_err());
+        assert!(matches!(
+            ConditionalDenoiserNet::from_safetensors(&denoiser().to_safetensors().unwrap(), None),
+            Err(ModelError::CheckpointFormat { .. })
+        ));
+        assert!(matches!(
+            ConditionalDenoiserNet::from_safetensors(&bytes, Some(400)),
+            Err(ModelError::CheckpointNumSteps { .. })
+        ));
     }
 
     /// Same metadata and tensors, bit for bit, and the same bytes.

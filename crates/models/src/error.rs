@@ -37,6 +37,9 @@ pub enum ModelError {
         /// "steps" or "epochs".
         what: &'static str,
     },
+    /// The label dropout of classifier-free guidance must be in (0, 1).
+    #[error("label dropout {0} is invalid: use a probability strictly between 0 and 1")]
+    InvalidLabelDropout(f64),
     /// The batch size must be at least 1.
     #[error("batch size must be at least 1")]
     ZeroBatchSize,

@@ -18,7 +18,7 @@ use toy_data::GaussianMixture;
 
 use crate::error::{ModelError, Result};
 use crate::nets::DEVICE;
-use crate::traits::{NoisePredictor, NoisyClassifier};
+use crate::traits::{ConditionalNoisePredictor, NoisePredictor, NoisyClassifier};
 
 /// One noised component at one step: mean m, precision S⁻¹ and log(w) − ½ log det S − (d/2) log 2π.
 #[derive(Debug, Clone)]
@@ -237,6 +237,17 @@ impl ExactMixture {
     ///
     /// `class_of` has one entry per component; the classes 0..C must each own a component, C ≥ 2.
     pub fn classifier_with_classes(&self, class_of: Vec<usize>) -> Result<ExactClassifier> {
+        let num_classes = self.check_class_map(&class_of)?;
+        Ok(ExactClassifier {
+            mixture: Arc::new(self.clone()),
+            class_of,
+            num_classes,
+        })
+    }
+
+    /// The number of classes of a component → class map, checked: one entry per
+    /// component, classes 0..C without gaps, C ≥ 2.
+    fn check_class_map(&self, class_of: &[usize]) -> Result<usize> {
         if class_of.len() != self.num_components() {
             return Err(ModelError::InvalidClassMap(format!(
                 "{} entries for {} components",
@@ -255,11 +266,120 @@ impl ExactMixture {
                 "class {c} has no component (classes must be 0..{num_classes} without gaps)"
             )));
         }
-        Ok(ExactClassifier {
+        Ok(num_classes)
+    }
+
+    /// The exact conditional noise predictor ε*(x_t, t, y) with one class per component.
+    pub fn conditional_denoiser(&self) -> ExactConditionalDenoiser {
+        let k = self.num_components();
+        ExactConditionalDenoiser {
+            mixture: Arc::new(self.clone()),
+            class_of: (0..k).collect(),
+            num_classes: k,
+        }
+    }
+
+    /// The exact ε*(x_t, t, y) for a component → class map (checked as
+    /// [`ExactMixture::classifier_with_classes`]).
+    pub fn conditional_denoiser_with_classes(
+        &self,
+        class_of: Vec<usize>,
+    ) -> Result<ExactConditionalDenoiser> {
+        let num_classes = self.check_class_map(&class_of)?;
+        Ok(ExactConditionalDenoiser {
             mixture: Arc::new(self.clone()),
             class_of,
             num_classes,
         })
+    }
+
+    /// ε*(x, t | components `in_class`) = −√(1 − ᾱ_t) Σ_{k ∈ c} p(k | x, c) g_k: the
+    /// optimal noise prediction of the mixture restricted to a class's components
+    /// (weights renormalised within the class), g_k = −S_tk⁻¹ (x − m_tk).
+    pub fn class_optimal_noise(&self, x: &[f64], t: usize, in_class: &[bool]) -> Result<Vec<f64>> {
+        let (logs, grads) = self.components_at(x, t)?;
+        let masked: Vec<f64> = logs
+            .iter()
+            .zip(in_class)
+            .map(|(&l, &keep)| if keep { l } else { f64::NEG_INFINITY })
+            .collect();
+        let total = log_sum_exp(&masked);
+        let scale = self.sqrt_one_minus_alpha_bar[t - 1];
+        let mut eps = vec![0.0; self.dim];
+        for (l, g) in masked.iter().zip(&grads) {
+            let r = (l - total).exp();
+            for (e, gi) in eps.iter_mut().zip(g) {
+                *e -= scale * r * gi;
+            }
+        }
+        Ok(eps)
+    }
+}
+
+/// ε*(x_t, t, y): the optimal noise prediction of class y's part of the noised mixture,
+/// and ε*(x_t, t, ∅) = ε*(x_t, t) of the whole mixture: classifier-free guidance with
+/// exact scores (guidance error without learning error).
+///
+/// By Bayes, ∇ log q_t(x | y) = ∇ log q_t(x) + ∇ log p(y | x_t), so
+/// ε*(x, t, y) = ε*(x, t) − √(1 − ᾱ_t) ∇ log p(y | x_t) with the exact classifier's gradient.
+#[derive(Debug, Clone)]
+pub struct ExactConditionalDenoiser {
+    mixture: Arc<ExactMixture>,
+    class_of: Vec<usize>,
+    num_classes: usize,
+}
+
+impl ExactConditionalDenoiser {
+    /// The class of each mixture component.
+    pub fn class_of(&self) -> &[usize] {
+        &self.class_of
+    }
+
+    /// ε*(x, t, y) for one point on the host in f64; `None` is ∅ (the whole mixture).
+    pub fn optimal_noise_given(
+        &self,
+        x: &[f64],
+        t: usize,
+        class: Option<usize>,
+    ) -> Result<Vec<f64>> {
+        match class {
+            None => self.mixture.optimal_noise(x, t),
+            Some(c) => {
+                let in_class: Vec<bool> = self.class_of.iter().map(|&k| k == c).collect();
+                self.mixture.class_optimal_noise(x, t, &in_class)
+            }
+        }
+    }
+}
+
+impl ConditionalNoisePredictor for ExactConditionalDenoiser {
+    fn num_steps(&self) -> usize {
+        self.mixture.num_steps()
+    }
+
+    fn dim(&self) -> usize {
+        self.mixture.dim
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn predict_noise_conditional(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        classes: Option<&[u32]>,
+    ) -> candle_core::Result<Tensor> {
+        let d = self.mixture.dim;
+        let (n, x) = rows_f64(x_t, d)?;
+        let classes = crate::conditional::check_classes(classes, n, self.num_classes)?;
+        let mut out = Vec::with_capacity(n * d);
+        for (i, row) in x.chunks_exact(d).enumerate() {
+            let class = classes.map(|y| y[i] as usize);
+            out.extend(self.optimal_noise_given(row, t, class).map_err(to_candle)?);
+        }
+        Tensor::from_vec(out, (n, d), x_t.device())?.to_dtype(x_t.dtype())
     }
 }
 
@@ -392,6 +512,32 @@ impl NoisyClassifier for ExactClassifier {
 
     fn num_classes(&self) -> usize {
         self.num_classes
+    }
+
+    /// ∇_x log p(y_i | x_t, t) on the host in f64 ([`ExactClassifier::grad_log_prob_analytic`]),
+    /// returned in x_t's dtype: the fast path of guidance with the exact classifier. Its
+    /// slow reference is candle's autograd through [`NoisyClassifier::log_probs`] (the
+    /// trait's default), compared with it in the tests.
+    fn grad_log_prob(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        targets: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let d = self.mixture.dim;
+        let (n, x) = rows_f64(x_t, d)?;
+        let targets = targets
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .to_vec1::<u32>()?;
+        if targets.len() != n {
+            candle_core::bail!("{} targets for a batch of {n}", targets.len());
+        }
+        let targets: Vec<usize> = targets.iter().map(|&c| c as usize).collect();
+        let g = self
+            .grad_log_prob_analytic(&x, t, &targets)
+            .map_err(to_candle)?;
+        Tensor::from_vec(g, (n, d), x_t.device())?.to_dtype(x_t.dtype())
     }
 
     /// log p(c | x_t) from candle ops in f64 (so autograd differentiates it), returned in x_t's dtype.
@@ -808,7 +954,12 @@ mod tests {
                 }
                 let targets: Vec<u32> = (0..5).map(|i| (i % clf.num_classes()) as u32).collect();
                 let tt = Tensor::from_slice(&targets, 5, &DEVICE).unwrap();
-                let auto = clf
+                let auto = crate::traits::autograd_grad_log_prob(&clf, &x, t, &tt)
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
+                // The fast path (the host gradient, in f32) against the autograd reference.
+                let fast = clf
                     .grad_log_prob(&x, t, &tt)
                     .unwrap()
                     .to_vec2::<f32>()
@@ -823,10 +974,86 @@ mod tests {
                             "t={t} i={i}: {} vs {a}",
                             auto[i][j]
                         );
+                        // f64 values rounded to f32 once, autograd's after its own f64 sums.
+                        assert!((fast[i][j] - auto[i][j]).abs() <= 1e-5 * (1.0 + a.abs() as f32));
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn conditional_noise_is_the_unconditional_minus_the_classifier_gradient() {
+        // Bayes: ε*(x, t, c) = ε*(x, t) − √(1 − ᾱ_t) ∇ log p(c | x_t), checked against the
+        // exact classifier's analytic gradient (itself checked by finite differences).
+        let s = NoiseSchedule::notebook();
+        let exact = ExactMixture::new(&skewed(), &s).unwrap();
+        for map in [vec![0, 1, 2], vec![0, 1, 0]] {
+            let cond = exact
+                .conditional_denoiser_with_classes(map.clone())
+                .unwrap();
+            let clf = exact.classifier_with_classes(map).unwrap();
+            assert_eq!(cond.num_classes(), clf.num_classes());
+            for t in STEPS {
+                let scale = s.sqrt_one_minus_alpha_bar(t);
+                for x in POINTS {
+                    let eps = exact.optimal_noise(&x, t).unwrap();
+                    assert_eq!(cond.optimal_noise_given(&x, t, None).unwrap(), eps);
+                    for c in 0..clf.num_classes() {
+                        let g = clf.grad_log_prob_analytic(&x, t, &[c]).unwrap();
+                        let got = cond.optimal_noise_given(&x, t, Some(c)).unwrap();
+                        for j in 0..2 {
+                            let want = eps[j] - scale * g[j];
+                            // The same f64 terms summed in another order.
+                            assert!(
+                                (got[j] - want).abs() < 1e-9 * (1.0 + want.abs()),
+                                "t={t} x={x:?} c={c}: {} vs {want}",
+                                got[j]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // A one-component class is that Gaussian alone: ε* = √(1−ᾱ) S⁻¹ (x − m).
+        let two = ExactMixture::new(&two_clusters_mixture(), &s).unwrap();
+        let cond = two.conditional_denoiser();
+        let alone = ExactMixture::new(
+            &GaussianMixture::new(
+                vec![1.0],
+                vec![two_clusters_mixture().means()[1].clone()],
+                vec![two_clusters_mixture().covariances()[1].clone()],
+            )
+            .unwrap(),
+            &s,
+        )
+        .unwrap();
+        for x in POINTS {
+            let a = cond.optimal_noise_given(&x, 250, Some(1)).unwrap();
+            let b = alone.optimal_noise(&x, 250).unwrap();
+            assert!((a[0] - b[0]).abs() < 1e-12 && (a[1] - b[1]).abs() < 1e-12);
+        }
+        // The tensor path is the host path, rounded to f32 once.
+        let flat: Vec<f32> = POINTS.iter().flatten().map(|&v| v as f32).collect();
+        let xt = Tensor::from_slice(&flat, (5, 2), &DEVICE).unwrap();
+        let y = [0u32, 1, 1, 0, 1];
+        let got = cond
+            .predict_noise_conditional(&xt, 100, Some(&y))
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (i, row) in flat.chunks(2).enumerate() {
+            let host = cond
+                .optimal_noise_given(&[row[0] as f64, row[1] as f64], 100, Some(y[i] as usize))
+                .unwrap();
+            assert!((got[i][0] as f64 - host[0]).abs() < 1e-6 * (1.0 + host[0].abs()));
+        }
+        assert!(cond
+            .predict_noise_conditional(&xt, 100, Some(&[0, 1]))
+            .is_err());
+        assert!(exact
+            .conditional_denoiser_with_classes(vec![0, 0, 0])
+            .is_err());
     }
 
     #[test]

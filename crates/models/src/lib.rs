@@ -125,6 +125,7 @@
 
 mod adam;
 mod checkpoint;
+mod conditional;
 mod error;
 mod eval;
 mod exact;
@@ -139,7 +140,11 @@ mod train;
 mod traits;
 
 pub use checkpoint::{
-    checkpoint_metadata, with_checkpoint_metadata, CLASSIFIER_FORMAT, DENOISER_FORMAT,
+    checkpoint_metadata, with_checkpoint_metadata, CLASSIFIER_FORMAT, CONDITIONAL_DENOISER_FORMAT,
+    DENOISER_FORMAT,
+};
+pub use conditional::{
+    init_conditional_denoiser, ConditionalDenoiserConfig, ConditionalDenoiserNet,
 };
 pub use error::{ModelError, Result};
 pub use eval::{
@@ -148,16 +153,17 @@ pub use eval::{
 };
 pub use exact::{
     bayes_accuracy_closed_form, denoiser_loss_floor, erf, normal_cdf, ExactClassifier,
-    ExactDenoiser, ExactMixture, MonteCarlo,
+    ExactConditionalDenoiser, ExactDenoiser, ExactMixture, MonteCarlo,
 };
 pub use init::{glorot_uniform, init_classifier, init_denoiser, standard_normal};
 pub use nets::{
     Activation, ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet, TimeEncoding,
 };
 pub use train::{
-    train_classifier, train_denoiser, ClassifierTraining, DenoiserTraining, LrSchedule,
+    train_classifier, train_conditional_denoiser, train_denoiser, ClassifierTraining,
+    ConditionalTraining, DenoiserTraining, LrSchedule, DEFAULT_LABEL_DROPOUT,
 };
-pub use traits::{NoisePredictor, NoisyClassifier};
+pub use traits::{ConditionalNoisePredictor, NoisePredictor, NoisyClassifier};
 
 /// The README's example, compiled and run with the doc tests.
 #[cfg(doctest)]

@@ -258,7 +258,7 @@ impl Activation {
 
 /// The values of `layers` (after `prefix`, the embedding table) in packing order: layer
 /// by layer, W (row-major) then b.
-fn pack(prefix: Option<&Tensor>, layers: &[Dense]) -> candle_core::Result<Tensor> {
+pub(crate) fn pack(prefix: Option<&Tensor>, layers: &[Dense]) -> candle_core::Result<Tensor> {
     let mut parts: Vec<Tensor> = prefix
         .map(|t| t.flatten_all())
         .into_iter()
@@ -271,7 +271,7 @@ fn pack(prefix: Option<&Tensor>, layers: &[Dense]) -> candle_core::Result<Tensor
 }
 
 /// Views (no copy, not tracked) of the layers inside the packed parameters.
-fn unpack_layers(params: &Tensor, packing: &Packing) -> candle_core::Result<Vec<Dense>> {
+pub(crate) fn unpack_layers(params: &Tensor, packing: &Packing) -> candle_core::Result<Vec<Dense>> {
     let plain = params.detach();
     packing
         .shapes
@@ -286,14 +286,14 @@ fn unpack_layers(params: &Tensor, packing: &Packing) -> candle_core::Result<Vec<
         .collect()
 }
 
-fn check_step(t: usize, num_steps: usize) -> candle_core::Result<()> {
+pub(crate) fn check_step(t: usize, num_steps: usize) -> candle_core::Result<()> {
     if t == 0 || t > num_steps {
         candle_core::bail!("time step t = {t} is outside 1..={num_steps}");
     }
     Ok(())
 }
 
-fn check_batch(x_t: &Tensor, dim: usize) -> candle_core::Result<usize> {
+pub(crate) fn check_batch(x_t: &Tensor, dim: usize) -> candle_core::Result<usize> {
     match x_t.dims() {
         &[n, d] if d == dim => Ok(n),
         dims => candle_core::bail!("expected a batch of shape (n, {dim}), got {dims:?}"),
@@ -638,7 +638,7 @@ pub(crate) fn layer_name(prefix: &str, i: usize, what: &str) -> String {
     format!("{prefix}.layers.{i}.{what}")
 }
 
-fn named_layers(prefix: &str, layers: &[Dense]) -> Vec<(String, Tensor)> {
+pub(crate) fn named_layers(prefix: &str, layers: &[Dense]) -> Vec<(String, Tensor)> {
     let mut out = Vec::with_capacity(2 * layers.len());
     for (i, l) in layers.iter().enumerate() {
         out.push((layer_name(prefix, i, "weight"), l.weight.detach()));
@@ -647,7 +647,11 @@ fn named_layers(prefix: &str, layers: &[Dense]) -> Vec<(String, Tensor)> {
     out
 }
 
-fn check_layers(prefix: &str, shapes: &[(usize, usize)], layers: &[Dense]) -> Result<()> {
+pub(crate) fn check_layers(
+    prefix: &str,
+    shapes: &[(usize, usize)],
+    layers: &[Dense],
+) -> Result<()> {
     if shapes.len() != layers.len() {
         return Err(ModelError::DimMismatch {
             what: "number of layers",

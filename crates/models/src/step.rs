@@ -8,12 +8,27 @@
 
 use candle_core::Tensor;
 
+use crate::conditional::ConditionalDenoiserNet;
 use crate::nets::{ClassifierNet, DenoiserNet, DEVICE};
 
 /// The denoiser's loss on one batch: mean((ε_θ(input) − ε)²) over every coordinate (Flux's
 /// `mse`, the notebook's loss). `input` is b × (d + time features), `noise` b × d, row-major.
 pub(crate) fn denoiser_loss(
     net: &DenoiserNet,
+    input: &[f32],
+    noise: &[f32],
+    b: usize,
+) -> candle_core::Result<Tensor> {
+    let input = Tensor::from_slice(input, (b, input.len() / b.max(1)), &DEVICE)?;
+    let noise = Tensor::from_slice(noise, (b, noise.len() / b.max(1)), &DEVICE)?;
+    let pred = net.forward_input(&input)?;
+    crate::ops::mean_squared_error(&pred, &noise)
+}
+
+/// The conditional denoiser's loss on one batch: mean((ε_θ(input) − ε)²) as
+/// [`denoiser_loss`], `input` b × (d + time features + C + 1) with the one-hot class.
+pub(crate) fn conditional_denoiser_loss(
+    net: &ConditionalDenoiserNet,
     input: &[f32],
     noise: &[f32],
     b: usize,

@@ -71,3 +71,40 @@ pub(crate) fn autograd_grad_log_prob<C: NoisyClassifier + ?Sized>(
         None => x.as_tensor().zeros_like(),
     }
 }
+
+/// A noise model conditioned on a class: ε(x_t, t, y) and the unconditional ε(x_t, t, ∅),
+/// for classifier-free guidance (Ho & Salimans 2022). The trained
+/// [`crate::ConditionalDenoiserNet`] and the exact [`crate::ExactConditionalDenoiser`]
+/// implement it.
+pub trait ConditionalNoisePredictor {
+    /// T, the number of diffusion steps the model knows.
+    fn num_steps(&self) -> usize;
+    /// d, the data dimension.
+    fn dim(&self) -> usize;
+    /// C, the number of classes (the null class ∅ is not one of them).
+    fn num_classes(&self) -> usize;
+    /// For a batch x_t (n × d) all at the 1-based step t: with `Some(y)` (n classes in
+    /// 0..C) row i is ε(x_i, t, y_i); with `None` every row is ε(x_i, t, ∅), the
+    /// unconditional model.
+    fn predict_noise_conditional(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        classes: Option<&[u32]>,
+    ) -> candle_core::Result<Tensor>;
+
+    /// (ε(x_t, t, y), ε(x_t, t, ∅)) for the same batch, what classifier-free guidance
+    /// mixes: by default two calls of [`Self::predict_noise_conditional`]; a net may
+    /// evaluate both halves as one batch of 2n rows (the same values).
+    fn predict_noise_pair(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        classes: &[u32],
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        Ok((
+            self.predict_noise_conditional(x_t, t, Some(classes))?,
+            self.predict_noise_conditional(x_t, t, None)?,
+        ))
+    }
+}

@@ -5,8 +5,9 @@ use crate::common;
 
 use candle_core::{Device, Tensor};
 use models::{
-    init_classifier, init_denoiser, ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet,
-    NoisePredictor, NoisyClassifier,
+    init_classifier, init_conditional_denoiser, init_denoiser, ClassifierConfig, ClassifierNet,
+    ConditionalDenoiserConfig, ConditionalDenoiserNet, ConditionalNoisePredictor, DenoiserConfig,
+    DenoiserNet, NoisePredictor, NoisyClassifier,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use safetensors::SafeTensors;
@@ -122,6 +123,52 @@ fn classifier_file_rebuilds_the_documented_forward_pass() {
                     (got[c] as f64 - want[c]).abs() < 1e-5 * (1.0 + want[c].abs()),
                     "t={t}"
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn conditional_denoiser_file_rebuilds_the_documented_forward_pass() {
+    let config = ConditionalDenoiserConfig {
+        denoiser: DenoiserConfig::default(),
+        num_classes: 3,
+    };
+    let net = init_conditional_denoiser(&config, &mut StdRng::seed_from_u64(19))
+        .unwrap()
+        .0;
+    let bytes = net.to_safetensors().unwrap();
+    let (tensors, meta) = load(&bytes);
+    assert_eq!(meta["format"], "toydiff-conditional-denoiser-v1");
+    assert_eq!(meta["num_classes"], "3");
+    let big_t: usize = meta["num_steps"].parse().unwrap();
+    let layers = common::host_layers(&tensors, "conditional_denoiser");
+    assert_eq!(layers.len(), 3);
+    // The first layer reads [x, t/T, onehot(y)]: d + 1 + C + 1 columns, the last one ∅.
+    assert_eq!((layers[0].2, layers[0].3), (128, 2 + 1 + 4));
+
+    let x = Tensor::new(&POINTS, &Device::Cpu).unwrap();
+    let loaded = ConditionalDenoiserNet::from_safetensors(&bytes, Some(500)).unwrap();
+    let classes = [0u32, 2, 1, 1];
+    for t in [1, 137, 500] {
+        for given in [Some(&classes[..]), None] {
+            let eps = loaded
+                .predict_noise_conditional(&x, t, given)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            for (i, (p, e)) in POINTS.iter().zip(&eps).enumerate() {
+                let t_feature = (t as f64 / big_t as f64) as f32 as f64;
+                let mut input = vec![p[0] as f64, p[1] as f64, t_feature, 0.0, 0.0, 0.0, 0.0];
+                input[3 + given.map_or(3, |y| y[i] as usize)] = 1.0;
+                let want = common::host_mlp(&layers, &input);
+                for j in 0..2 {
+                    // candle in f32 against f64: relative 1e-5 covers the f32 accumulation.
+                    assert!(
+                        (e[j] as f64 - want[j]).abs() < 1e-5 * (1.0 + want[j].abs()),
+                        "t={t}"
+                    );
+                }
             }
         }
     }

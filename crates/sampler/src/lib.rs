@@ -24,6 +24,11 @@
 //! buffers do not grow with n either; snapshots may keep chosen rows only
 //! ([`SamplerConfig::snapshot_rows`]) while the final samples are always kept whole.
 //!
+//! Classifier-free guidance (Ho & Salimans 2022) is a noise predictor instead:
+//! [`ClassifierFreeGuidance`] mixes a conditional model with its unconditional self,
+//! (1 + w) ε(x_t, t, y) − w ε(x_t, t, ∅), and every sampler runs it unchanged
+//! ([`classifier_free`]).
+//!
 //! [`solvers`] holds the samplers over a sub-sequence of the steps (DDIM, the
 //! probability-flow ODE with Euler and Heun, DPM-Solver++(2M)), run by [`sample_solver`];
 //! [`metrics`] the sample-quality measures (energy distance, mode balance, per-mode
@@ -51,10 +56,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod classifier_free;
 pub mod knn;
 pub mod metrics;
 pub mod solvers;
 
+pub use classifier_free::ClassifierFreeGuidance;
 pub use solvers::{sample_solver, sample_solver_observed, timesteps, Solver};
 
 use candle_core::{Device, Tensor};

@@ -413,6 +413,35 @@ pub fn guided_precision(points: &[f64], mixture: &GaussianMixture, target: usize
     hits as f64 / n.max(1) as f64
 }
 
+/// The total standard deviation √(tr Σ̂) of n × d points (Σ̂ the sample covariance,
+/// divisor n − 1): the spread that guidance's diversity ratio compares, samples against
+/// their class ([`std_ratio`]).
+pub fn total_std(points: &[f64], dim: usize) -> f64 {
+    let n = points.len() / dim;
+    if n < 2 {
+        return 0.0;
+    }
+    let mut total = 0.0;
+    for j in 0..dim {
+        let mean = points.iter().skip(j).step_by(dim).sum::<f64>() / n as f64;
+        let ss: f64 = points
+            .iter()
+            .skip(j)
+            .step_by(dim)
+            .map(|v| (v - mean) * (v - mean))
+            .sum();
+        total += ss / (n - 1) as f64;
+    }
+    total.sqrt()
+}
+
+/// Diversity of guided samples: √(tr Σ̂_samples / tr Σ_class), their total standard
+/// deviation over the class's (`class_std`, e.g. √(tr Σ) of its Gaussian): 1 for samples
+/// as spread as the class, below 1 when guidance tightens them.
+pub fn std_ratio(points: &[f64], dim: usize, class_std: f64) -> f64 {
+    total_std(points, dim) / class_std
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +487,14 @@ mod tests {
         // Under LANES points on a line, the plain sum: 3 + 1 + 0.5 over 3 pairs, exactly.
         let (x, few) = ([0.0], [3.0, -1.0, 0.5]);
         assert_eq!(mean_distance(&x, &few, 1, false), 1.5);
+    }
+
+    #[test]
+    fn total_std_by_hand() {
+        // x = {0, 2}, y = {0, 4}: variances 2 and 8 (divisor n − 1), √10.
+        assert!((total_std(&[0.0, 0.0, 2.0, 4.0], 2) - 10f64.sqrt()).abs() < 1e-12);
+        assert!((std_ratio(&[0.0, 0.0, 2.0, 4.0], 2, 10f64.sqrt()) - 1.0).abs() < 1e-12);
+        assert_eq!(total_std(&[1.0, 2.0], 2), 0.0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod divergence;
 mod exact_sampling;
+mod free_guidance;
 mod guidance_gradient;
 mod reproducible_bits;
 mod solvers;

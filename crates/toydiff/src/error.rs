@@ -107,6 +107,10 @@ pub enum PipelineError {
     /// A sampler, step count or η that cannot run (names the value and what is allowed).
     #[error("{0}")]
     BadSampler(String),
+    /// A guidance setting that cannot run (names the value and what is allowed), or free
+    /// guidance asked of a folder without a conditional denoiser.
+    #[error("{0}")]
+    BadGuidance(String),
     /// A `--data` column request that cannot work.
     #[error("{0}")]
     BadColumns(String),

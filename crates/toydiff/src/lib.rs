@@ -16,6 +16,9 @@
 //!   thousand samples on ([`sample::evaluate`], [`sample::FIGURE_POINTS`]).
 //! - [`samplers()`] measures every sampler's cost/quality frontier, with the learned
 //!   denoiser and with the exact score ([`SamplersReport`]).
+//! - [`guidance()`] sweeps classifier guidance's scale and classifier-free guidance's
+//!   weight, with the learned nets and the exact scores: precision, diversity and the
+//!   energy distance to each class ([`GuidanceReport`]).
 //! - The figures are functions that return PNG or GIF bytes ([`train::loss_figure`],
 //!   [`sample::sampling_gif`], [`forward::schedule_figure`], …); every file is written
 //!   atomically through [`OutDir`].
@@ -58,6 +61,7 @@ mod data;
 mod error;
 pub mod forward;
 pub mod gmm;
+pub mod guidance;
 mod metrics;
 mod observer;
 mod output;
@@ -70,6 +74,7 @@ pub use data::{
     file_safe, standardise_mixture, DataMeta, Prepared, DATA_FILE, HELDOUT_FRACTION, META_FILE,
 };
 pub use error::{PipelineError, Result};
+pub use guidance::{guidance, GuidanceReport, GuidanceRow, GuidanceSettings};
 pub use metrics::{
     FloorMetrics, GuidedMetrics, Metrics, ModeMetrics, SamplingMetrics, SamplingSettingsRecord,
     TrainMetrics, UnguidedMetrics,
@@ -82,11 +87,11 @@ pub use recipe::{
     DEFAULT_CLASSIFIER_STEPS, MAX_NUM_STEPS, RECIPE_FORMAT,
 };
 pub use sample::{
-    sample, Checkpoint, Runs, SampleSettings, SamplerChoice, SamplerKind, SamplerPlan,
-    DEFAULT_SOLVER_STEPS,
+    sample, Checkpoint, GuidanceKind, Runs, SampleSettings, SamplerChoice, SamplerKind,
+    SamplerPlan, DEFAULT_CFG_WEIGHT, DEFAULT_SOLVER_STEPS,
 };
 pub use samplers::{samplers, FrontierRow, SamplersReport, SamplersSettings};
-pub use train::{train, Trained, CHECKPOINTS, RECIPE_FILE};
+pub use train::{train, Trained, CHECKPOINTS, CONDITIONAL_FILE, RECIPE_FILE};
 
 /// The README's example, compiled and run with the doc tests.
 #[cfg(doctest)]

@@ -36,6 +36,10 @@ pub struct TrainMetrics {
     pub classifier_final_loss: Option<f64>,
     /// The exact posterior's cross-entropy, where known.
     pub classifier_loss_floor: Option<f64>,
+    /// The conditional denoiser's loss, mean of the last 200 steps (None without labels;
+    /// its floor lies below the denoiser's: the class tells it more).
+    #[serde(default)]
+    pub conditional_denoiser_final_loss: Option<f64>,
     /// The data set's name.
     pub dataset: String,
     /// The denoiser's loss, mean of the last 200 steps.
@@ -63,11 +67,18 @@ pub struct SamplingMetrics {
 /// The settings of the sampling runs, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingSettingsRecord {
+    /// The classifier-free guidance weight w (null with classifier guidance).
+    #[serde(default)]
+    pub cfg_weight: Option<f64>,
     /// DDIM's η (null for the other samplers).
     #[serde(default)]
     pub eta: Option<f64>,
+    /// How the guided runs were guided: classifier (the notebook's) or free.
+    #[serde(default = "classifier")]
+    pub guidance: String,
     /// Denoiser evaluations of one run (K, or 2K − 1 for Heun); a guided run adds as
-    /// many classifier gradients.
+    /// many classifier gradients (classifier guidance) or unconditional evaluations
+    /// (free guidance with w > 0).
     #[serde(default)]
     pub model_evaluations: usize,
     /// Samples a run.
@@ -75,7 +86,7 @@ pub struct SamplingSettingsRecord {
     /// The sampler: ddpm, ddim, euler, heun or dpm-solver.
     #[serde(default = "ddpm")]
     pub sampler: String,
-    /// The guidance scale.
+    /// The classifier guidance scale s (with free guidance: the s it would have used).
     pub scale: f64,
     /// The seed.
     pub seed: u64,
@@ -90,6 +101,10 @@ pub struct SamplingSettingsRecord {
 
 fn ddpm() -> String {
     "ddpm".into()
+}
+
+fn classifier() -> String {
+    "classifier".into()
 }
 
 /// One mode's share and moments among the samples.
@@ -251,6 +266,7 @@ mod tests {
                 classes: vec!["0".into(), "1".into()],
                 classifier_final_loss: Some(0.2),
                 classifier_loss_floor: None,
+                conditional_denoiser_final_loss: Some(0.3),
                 dataset: "two-clusters".into(),
                 denoiser_final_loss: 0.34,
                 denoiser_loss_floor: Some(0.335),
@@ -260,6 +276,8 @@ mod tests {
             sampling: Some(SamplingMetrics {
                 guided: BTreeMap::from([("guided_0".into(), guided.clone())]),
                 settings: SamplingSettingsRecord {
+                    cfg_weight: None,
+                    guidance: "classifier".into(),
                     eta: Some(0.5),
                     model_evaluations: 99,
                     n: 500,

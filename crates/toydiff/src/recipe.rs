@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 
 use models::{
-    Activation, ClassifierConfig, ClassifierTraining, DenoiserConfig, DenoiserTraining, LrSchedule,
-    TimeEncoding,
+    Activation, ClassifierConfig, ClassifierTraining, ConditionalDenoiserConfig,
+    ConditionalTraining, DenoiserConfig, DenoiserTraining, LrSchedule, TimeEncoding,
+    DEFAULT_LABEL_DROPOUT,
 };
 use schedule::{NoiseSchedule, ScheduleKind};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,9 @@ pub enum RecipeError {
     /// The learning rate must be finite and in (0, 10].
     #[error("learning rate {0} is invalid: use a number in (0, 10]")]
     LearningRate(f64),
+    /// The label dropout of the conditional denoiser must be in (0, 1).
+    #[error("--cond-dropout {0} is not allowed: use a probability strictly between 0 and 1 (e.g. 0.1 or 0.2)")]
+    CondDropout(f64),
     /// The recipe file is not one this version reads.
     #[error("recipe format is '{0}', expected {RECIPE_FORMAT}")]
     Format(String),
@@ -260,6 +264,15 @@ pub struct TrainingSettings {
     pub batch: usize,
     /// Adam learning rate of both.
     pub learning_rate: f64,
+    /// The conditional denoiser's label dropout: the probability that a training point's
+    /// class input is the null class ∅ (classifier-free guidance). Recipes written before
+    /// it read as the default, [`models::DEFAULT_LABEL_DROPOUT`].
+    #[serde(default = "default_cond_dropout")]
+    pub cond_dropout: f64,
+}
+
+fn default_cond_dropout() -> f64 {
+    DEFAULT_LABEL_DROPOUT
 }
 
 /// A checked recipe: every default resolved, every field in range.
@@ -325,6 +338,8 @@ pub struct RecipeParams {
     pub batch: usize,
     /// Adam learning rate of both.
     pub learning_rate: f64,
+    /// The conditional denoiser's label dropout (default [`models::DEFAULT_LABEL_DROPOUT`]).
+    pub cond_dropout: Option<f64>,
     /// The seed.
     pub seed: u64,
 }
@@ -346,6 +361,7 @@ impl Default for RecipeParams {
             epochs: None,
             batch: 128,
             learning_rate: 1e-3,
+            cond_dropout: None,
             seed: 1234,
         }
     }
@@ -423,6 +439,10 @@ impl RecipeParams {
         if !(lr.is_finite() && lr > 0.0 && lr <= 10.0) {
             return Err(RecipeError::LearningRate(lr));
         }
+        let cond_dropout = self.cond_dropout.unwrap_or(DEFAULT_LABEL_DROPOUT);
+        if !(cond_dropout > 0.0 && cond_dropout < 1.0) {
+            return Err(RecipeError::CondDropout(cond_dropout));
+        }
         let clf = ClassifierConfig::default();
         Ok(Recipe {
             data,
@@ -465,6 +485,7 @@ impl RecipeParams {
                 classifier_epochs: epochs,
                 batch: self.batch,
                 learning_rate: lr,
+                cond_dropout,
             },
             seed: self.seed,
         })
@@ -482,6 +503,8 @@ pub struct Seeds {
     pub classifier: u64,
     /// The evaluation's test points.
     pub test: u64,
+    /// The conditional denoiser's initial weights, batches, noise and label dropout.
+    pub conditional: u64,
 }
 
 impl Seeds {
@@ -492,6 +515,7 @@ impl Seeds {
             denoiser: seed.wrapping_add(1),
             classifier: seed.wrapping_add(2),
             test: seed.wrapping_add(3),
+            conditional: seed.wrapping_add(4),
         }
     }
 }
@@ -550,6 +574,26 @@ impl Recipe {
                 LrDecay::Constant => LrSchedule::Constant,
                 LrDecay::Cosine => LrSchedule::Cosine,
             },
+        }
+    }
+
+    /// The conditional denoiser's configuration for `num_classes` classes: the denoiser's shape.
+    pub fn conditional_config(&self, num_classes: usize) -> ConditionalDenoiserConfig {
+        ConditionalDenoiserConfig {
+            denoiser: self.denoiser_config(),
+            num_classes,
+        }
+    }
+
+    /// The conditional denoiser's loop: the denoiser's (steps, batch, learning rate and
+    /// its schedule) with its own seed, and the label dropout.
+    pub fn conditional_training(&self) -> ConditionalTraining {
+        ConditionalTraining {
+            training: DenoiserTraining {
+                seed: self.seeds().conditional,
+                ..self.denoiser_training()
+            },
+            label_dropout: self.training.cond_dropout,
         }
     }
 
@@ -696,6 +740,17 @@ mod tests {
             RecipeError::Epochs(0)
         );
         assert_eq!(bad(RecipeParams { batch: 0, ..d() }), RecipeError::Batch(0));
+        for p in [0.0, 1.0, -0.2, f64::NAN] {
+            assert!(matches!(
+                bad(RecipeParams {
+                    cond_dropout: Some(p),
+                    ..d()
+                }),
+                RecipeError::CondDropout(_)
+            ));
+        }
+        assert_eq!(r.training.cond_dropout, models::DEFAULT_LABEL_DROPOUT);
+        assert_eq!(r.conditional_training().training.seed, 1238);
         assert_eq!(
             bad(RecipeParams {
                 learning_rate: f64::NAN,
@@ -779,5 +834,9 @@ mod tests {
         // A recipe survives its JSON.
         let text = serde_json::to_string(&cosine).unwrap();
         assert_eq!(serde_json::from_str::<Recipe>(&text).unwrap(), cosine);
+        // A recipe written before the label dropout existed reads with the default.
+        let old = text.replace(",\"cond_dropout\":0.2", "");
+        assert_ne!(old, text);
+        assert_eq!(serde_json::from_str::<Recipe>(&old).unwrap(), cosine);
     }
 }

@@ -9,7 +9,8 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use models::{
     accuracy_curve, accuracy_on, bayes_accuracy_closed_form, denoiser_loss_floor, train_classifier,
-    train_denoiser, ClassifierNet, DenoiserNet, ExactMixture, NoisyClassifier, NoisyTestSet,
+    train_conditional_denoiser, train_denoiser, ClassifierNet, ConditionalDenoiserNet, DenoiserNet,
+    ExactMixture, NoisyClassifier, NoisyTestSet,
 };
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -52,11 +53,17 @@ pub struct Trained {
     pub denoiser_losses: Vec<f32>,
     /// p_φ(y | x_t, t) and its losses, when the data has labels.
     pub classifier: Option<(ClassifierNet, Vec<f32>)>,
+    /// ε_θ(x_t, t, y) for classifier-free guidance and its losses, when the data has labels.
+    pub conditional: Option<(ConditionalDenoiserNet, Vec<f32>)>,
 }
 
-/// Trains both networks on the recipe's data (nothing is written). Each has its own
-/// seed and runs on one thread, so with a second core they train side by side: the
-/// same bits either way.
+/// The file of the conditional denoiser in a checkpoint folder.
+pub const CONDITIONAL_FILE: &str = "conditional_denoiser.safetensors";
+
+/// Trains the networks on the recipe's data (nothing is written): the denoiser, and for
+/// labelled data the classifier and the conditional denoiser. Each has its own seed and
+/// runs on one thread, so with a second core the classifier trains beside the two
+/// denoisers (one after the other): the same bits either way.
 pub fn train_networks(
     recipe: &Recipe,
     data: &Prepared,
@@ -73,7 +80,16 @@ pub fn train_networks(
     let x0 = data.train_standardised();
     let labels = data.labels_of(false);
     let classifier_config = recipe.classifier_config(data.meta.class_names.len());
+    let conditional_cfg = recipe.conditional_training();
+    conditional_cfg.validate()?;
+    let conditional_config = recipe.conditional_config(data.meta.class_names.len());
     let denoiser_bar = obs.bar("training denoiser", denoiser_cfg.steps as u64);
+    let conditional_bar = labels.as_ref().map(|_| {
+        obs.bar(
+            "training conditional denoiser",
+            conditional_cfg.training.steps as u64,
+        )
+    });
     let classifier_bar = labels.as_ref().map(|l| {
         let total = classifier_cfg.total_steps(l.len());
         obs.bar("training classifier", total as u64)
@@ -91,6 +107,25 @@ pub fn train_networks(
         .context("training the denoiser")?;
         denoiser_bar.finish();
         Ok((net, losses, start.elapsed().as_secs_f64()))
+    };
+    type TrainedConditional = Option<(ConditionalDenoiserNet, Vec<f32>, f64)>;
+    let train_cond = || -> Result<TrainedConditional> {
+        let (Some(labels), Some(bar)) = (&labels, &conditional_bar) else {
+            return Ok(None);
+        };
+        let start = Instant::now();
+        let (net, losses) = train_conditional_denoiser(
+            &x0,
+            2,
+            labels,
+            &schedule,
+            &conditional_config,
+            &conditional_cfg,
+            &mut |step, _| bar.set(step as u64),
+        )
+        .context("training the conditional denoiser")?;
+        bar.finish();
+        Ok(Some((net, losses, start.elapsed().as_secs_f64())))
     };
     type TrainedClassifier = Option<(ClassifierNet, Vec<f32>, f64)>;
     let train_clf = || -> Result<TrainedClassifier> {
@@ -115,18 +150,20 @@ pub fn train_networks(
             start.elapsed().as_secs_f64(),
         )))
     };
-    let (den, clf) = if labels.is_some() && two_cores() {
+    let (den, cond, clf) = if labels.is_some() && two_cores() {
         std::thread::scope(|scope| {
             let clf = scope.spawn(train_clf);
             let den = train_den();
+            let cond = train_cond();
             (
                 den,
+                cond,
                 clf.join()
                     .expect("the classifier's training thread panicked"),
             )
         })
     } else {
-        (train_den(), train_clf())
+        (train_den(), train_cond(), train_clf())
     };
     let (denoiser, denoiser_losses, seconds) = den?;
     timings.record("train_denoiser", seconds);
@@ -137,10 +174,18 @@ pub fn train_networks(
         }
         None => None,
     };
+    let conditional = match cond? {
+        Some((net, losses, seconds)) => {
+            timings.record("train_conditional_denoiser", seconds);
+            Some((net, losses))
+        }
+        None => None,
+    };
     Ok(Trained {
         denoiser,
         denoiser_losses,
         classifier,
+        conditional,
     })
 }
 
@@ -218,11 +263,19 @@ pub fn train(
     let trained = train_networks(recipe, &data, obs, timings)?;
     say!(
         obs,
-        "trained: denoiser {} steps{}",
+        "trained: denoiser {} steps{}{}",
         trained.denoiser_losses.len(),
         match &trained.classifier {
             Some((_, l)) => format!(", classifier {} steps ({epochs} epochs)", l.len()),
             None => ", no classifier (the data has no labels)".into(),
+        },
+        match &trained.conditional {
+            Some((_, l)) => format!(
+                ", conditional denoiser {} steps (label dropout {})",
+                l.len(),
+                recipe.training.cond_dropout
+            ),
+            None => String::new(),
         }
     );
 
@@ -288,6 +341,10 @@ pub fn train(
             .as_ref()
             .map(|c| tail_mean(&c.1, LOSS_TAIL)),
         classifier_loss_floor: eval.ce_floor,
+        conditional_denoiser_final_loss: trained
+            .conditional
+            .as_ref()
+            .map(|c| tail_mean(&c.1, LOSS_TAIL)),
         dataset: data.meta.display_name(),
         denoiser_final_loss: final_loss,
         denoiser_loss_floor: eval.denoiser_floor,
@@ -307,8 +364,9 @@ pub fn train(
     Ok(metrics)
 }
 
-/// Writes the checkpoint folder: `denoiser.safetensors`, `classifier.safetensors`
-/// (removed when the data has no labels, so one from an earlier run is not picked up),
+/// Writes the checkpoint folder: `denoiser.safetensors`, `classifier.safetensors` and
+/// `conditional_denoiser.safetensors` (both removed when the data has no labels, so
+/// files from an earlier run are not picked up),
 /// `data.json`, `data.csv` and `recipe.json`, every one carrying `run_id`.
 pub fn save_checkpoints(
     out: &OutDir,
@@ -331,6 +389,15 @@ pub fn save_checkpoints(
             )?;
         }
         None => out.remove(&format!("{CHECKPOINTS}/classifier.safetensors"))?,
+    }
+    match &trained.conditional {
+        Some((net, _)) => {
+            out.write(
+                &format!("{CHECKPOINTS}/{CONDITIONAL_FILE}"),
+                &tagged(net.to_safetensors()?)?,
+            )?;
+        }
+        None => out.remove(&format!("{CHECKPOINTS}/{CONDITIONAL_FILE}"))?,
     }
     data.save(out, CHECKPOINTS, run_id)?;
     out.write_json(
