@@ -81,12 +81,33 @@ impl NoisePredictor for ClassifierFreeGuidance<'_> {
     /// `affine`); at w = 0 the conditional prediction itself, bit for bit, and the
     /// unconditional one is not computed.
     fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
-        if self.weight == 0.0 {
-            return self
-                .model
-                .predict_noise_conditional(x_t, t, Some(&self.targets));
+        self.mix(x_t, t, &self.targets)
+    }
+
+    /// The same for samples `rows` only (a chunk of the run's batch), towards their targets.
+    fn predict_noise_rows(
+        &self,
+        x_rows: &Tensor,
+        t: usize,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<Tensor> {
+        let n = self.targets.len();
+        match self.targets.get(rows.clone()) {
+            Some(targets) => self.mix(x_rows, t, targets),
+            None => candle_core::bail!(
+                "classifier-free guidance has {n} targets; rows {rows:?} asked for"
+            ),
         }
-        let (conditional, unconditional) = self.model.predict_noise_pair(x_t, t, &self.targets)?;
+    }
+}
+
+impl ClassifierFreeGuidance<'_> {
+    /// (1 + w) ε_c − w ε_u for x_t towards `targets` (one a row).
+    fn mix(&self, x_t: &Tensor, t: usize, targets: &[u32]) -> candle_core::Result<Tensor> {
+        if self.weight == 0.0 {
+            return self.model.predict_noise_conditional(x_t, t, Some(targets));
+        }
+        let (conditional, unconditional) = self.model.predict_noise_pair(x_t, t, targets)?;
         conditional.affine(1.0 + self.weight, 0.0)? - unconditional.affine(self.weight, 0.0)?
     }
 }

@@ -499,7 +499,10 @@ fn model_outputs(
         let end = n.min(start.saturating_add(chunk.max(1)));
         let rows = end - start;
         let x_t = Tensor::from_slice(&x[start * d..end * d], (rows, d), &Device::Cpu)?;
-        eps.extend(host(&denoiser.predict_noise(&x_t, t)?, rows * d)?);
+        eps.extend(host(
+            &denoiser.predict_noise_rows(&x_t, t, start..end)?,
+            rows * d,
+        )?);
         if let (Some(g), Some(out)) = (guidance, gradient.as_mut()) {
             out.extend(host(&g.gradient_rows(&x_t, t, start..end)?, rows * d)?);
         }
@@ -854,6 +857,28 @@ mod tests {
                 &den,
                 &schedule,
                 Some(&g),
+                Solver::Heun,
+                &steps,
+                &config,
+                Some(false),
+                chunk,
+                &mut |_| {},
+            )
+            .unwrap()
+        };
+        assert_eq!(solve(1024), solve(usize::MAX));
+        // Classifier-free guidance is a noise predictor with a target a sample: each chunk
+        // is guided towards its own samples' targets (exact conditional model, T = 500).
+        let (schedule, exact) = exact();
+        let cond = exact.conditional_denoiser();
+        let targets: Vec<u32> = (0..n as u32).map(|i| u32::from(i % 3 == 0)).collect();
+        let free = ClassifierFreeGuidance::new(&cond, targets, 2.0).unwrap();
+        let steps = timesteps(500, 3).unwrap();
+        let solve = |chunk| {
+            solvers::solve_with(
+                &free,
+                &schedule,
+                None,
                 Solver::Heun,
                 &steps,
                 &config,
