@@ -694,7 +694,11 @@ fn guidance_settings_that_cannot_run_are_rejected() {
     a.extend(["--guidance", "free"]);
     rejected(
         &a,
-        &["no conditional denoiser", "conditional_denoiser.safetensors", "retrain"],
+        &[
+            "no conditional denoiser",
+            "conditional_denoiser.safetensors",
+            "retrain",
+        ],
         &[&out, &old],
     );
     // The same folder still samples with the classifier.
@@ -708,7 +712,10 @@ fn guidance_settings_that_cannot_run_are_rejected() {
     }
     let guidance_cases: &[(&[&str], &[&str])] = &[
         (&["--n", "1"], &["'1'", "--n", "2 to"]),
-        (&["--checkpoints", s(&old)], &["no conditional denoiser", "retrain"]),
+        (
+            &["--checkpoints", s(&old)],
+            &["no conditional denoiser", "retrain"],
+        ),
         (&["--checkpoints", o], &["out"]),
     ];
     for (extra, mentions) in guidance_cases {

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use candle_core::Tensor;
 use safetensors::{Dtype, SafeTensors};
 
-use crate::conditional::{ConditionalDenoiserConfig, ConditionalDenoiserNet, PREFIX as CONDITIONAL_PREFIX};
+use crate::conditional::{
+    ConditionalDenoiserConfig, ConditionalDenoiserNet, PREFIX as CONDITIONAL_PREFIX,
+};
 use crate::error::{ModelError, Result};
 use crate::nets::{
     layer_name, Activation, ClassifierConfig, ClassifierNet, DenoiserConfig, DenoiserNet, Dense,

@@ -12,8 +12,7 @@ use candle_core::{Tensor, Var};
 
 use crate::error::{ModelError, Result};
 use crate::nets::{
-    check_batch, check_layers, check_step, named_layers, pack, unpack_layers, DenoiserConfig,
-    Dense,
+    check_batch, check_layers, check_step, named_layers, pack, unpack_layers, DenoiserConfig, Dense,
 };
 use crate::ops::Packing;
 use crate::traits::ConditionalNoisePredictor;
@@ -70,7 +69,10 @@ pub(crate) const PREFIX: &str = "conditional_denoiser";
 
 impl ConditionalDenoiserNet {
     /// Builds the net from its layers' tensors, checked against the configuration's shapes.
-    pub(crate) fn from_layers(config: ConditionalDenoiserConfig, layers: Vec<Dense>) -> Result<Self> {
+    pub(crate) fn from_layers(
+        config: ConditionalDenoiserConfig,
+        layers: Vec<Dense>,
+    ) -> Result<Self> {
         config.validate()?;
         check_layers(PREFIX, &config.layer_shapes(), &layers)?;
         let params = pack(None, &layers)?;
@@ -305,7 +307,10 @@ mod tests {
             .detached();
         let x = Tensor::new(&[[-1.0f32, 2.0], [0.5, 0.25], [3.0, -0.5]], &DEVICE).unwrap();
         for (classes, onehot) in [
-            (Some(vec![0u32, 1, 1]), [[1f32, 0., 0.], [0., 1., 0.], [0., 1., 0.]]),
+            (
+                Some(vec![0u32, 1, 1]),
+                [[1f32, 0., 0.], [0., 1., 0.], [0., 1., 0.]],
+            ),
             (None, [[0f32, 0., 1.], [0., 0., 1.], [0., 0., 1.]]),
         ] {
             let fast = net
@@ -325,7 +330,11 @@ mod tests {
                     h = h.relu().unwrap();
                 }
             }
-            for (a, b) in fast.iter().flatten().zip(h.to_vec2::<f32>().unwrap().iter().flatten()) {
+            for (a, b) in fast
+                .iter()
+                .flatten()
+                .zip(h.to_vec2::<f32>().unwrap().iter().flatten())
+            {
                 // The same sums of ≤ 128 f32 products in another order: ~128 · 6e-8 relative.
                 assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
             }
@@ -333,13 +342,19 @@ mod tests {
         // The pair in one batch of 2n rows is the two calls' values (the same rows of the
         // same op: a row's result does not depend on the others).
         let (c, u) = net.predict_noise_pair(&x, 200, &[0, 1, 1]).unwrap();
-        let c2 = net.predict_noise_conditional(&x, 200, Some(&[0, 1, 1])).unwrap();
+        let c2 = net
+            .predict_noise_conditional(&x, 200, Some(&[0, 1, 1]))
+            .unwrap();
         let u2 = net.predict_noise_conditional(&x, 200, None).unwrap();
         assert_eq!(c.to_vec2::<f32>().unwrap(), c2.to_vec2::<f32>().unwrap());
         assert_eq!(u.to_vec2::<f32>().unwrap(), u2.to_vec2::<f32>().unwrap());
         assert!(net.predict_noise_pair(&x, 200, &[0, 1]).is_err());
-        assert!(net.predict_noise_conditional(&x, 200, Some(&[0, 2, 0])).is_err());
-        assert!(net.predict_noise_conditional(&x, 200, Some(&[0, 1])).is_err());
+        assert!(net
+            .predict_noise_conditional(&x, 200, Some(&[0, 2, 0]))
+            .is_err());
+        assert!(net
+            .predict_noise_conditional(&x, 200, Some(&[0, 1]))
+            .is_err());
         assert!(net.predict_noise_conditional(&x, 0, None).is_err());
     }
 }

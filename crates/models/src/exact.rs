@@ -336,7 +336,12 @@ impl ExactConditionalDenoiser {
     }
 
     /// ε*(x, t, y) for one point on the host in f64; `None` is ∅ (the whole mixture).
-    pub fn optimal_noise_given(&self, x: &[f64], t: usize, class: Option<usize>) -> Result<Vec<f64>> {
+    pub fn optimal_noise_given(
+        &self,
+        x: &[f64],
+        t: usize,
+        class: Option<usize>,
+    ) -> Result<Vec<f64>> {
         match class {
             None => self.mixture.optimal_noise(x, t),
             Some(c) => {
@@ -521,7 +526,10 @@ impl NoisyClassifier for ExactClassifier {
     ) -> candle_core::Result<Tensor> {
         let d = self.mixture.dim;
         let (n, x) = rows_f64(x_t, d)?;
-        let targets = targets.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
+        let targets = targets
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .to_vec1::<u32>()?;
         if targets.len() != n {
             candle_core::bail!("{} targets for a batch of {n}", targets.len());
         }
@@ -951,7 +959,11 @@ mod tests {
                     .to_vec2::<f32>()
                     .unwrap();
                 // The fast path (the host gradient, in f32) against the autograd reference.
-                let fast = clf.grad_log_prob(&x, t, &tt).unwrap().to_vec2::<f32>().unwrap();
+                let fast = clf
+                    .grad_log_prob(&x, t, &tt)
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
                 let ts: Vec<usize> = targets.iter().map(|&c| c as usize).collect();
                 let analytic = clf.grad_log_prob_analytic(&host_x, t, &ts).unwrap();
                 for i in 0..5 {
@@ -977,7 +989,9 @@ mod tests {
         let s = NoiseSchedule::notebook();
         let exact = ExactMixture::new(&skewed(), &s).unwrap();
         for map in [vec![0, 1, 2], vec![0, 1, 0]] {
-            let cond = exact.conditional_denoiser_with_classes(map.clone()).unwrap();
+            let cond = exact
+                .conditional_denoiser_with_classes(map.clone())
+                .unwrap();
             let clf = exact.classifier_with_classes(map).unwrap();
             assert_eq!(cond.num_classes(), clf.num_classes());
             for t in STEPS {
@@ -1034,8 +1048,12 @@ mod tests {
                 .unwrap();
             assert!((got[i][0] as f64 - host[0]).abs() < 1e-6 * (1.0 + host[0].abs()));
         }
-        assert!(cond.predict_noise_conditional(&xt, 100, Some(&[0, 1])).is_err());
-        assert!(exact.conditional_denoiser_with_classes(vec![0, 0, 0]).is_err());
+        assert!(cond
+            .predict_noise_conditional(&xt, 100, Some(&[0, 1]))
+            .is_err());
+        assert!(exact
+            .conditional_denoiser_with_classes(vec![0, 0, 0])
+            .is_err());
     }
 
     #[test]

@@ -26,7 +26,11 @@ pub fn standard_normal<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Vec<f32> {
 
 /// Glorot-uniform weights and zero biases for the given `(out, in)` shapes, appended to
 /// `values` in packing order (layer by layer, W then b).
-pub(crate) fn init_layers<R: Rng + ?Sized>(shapes: &[(usize, usize)], rng: &mut R, values: &mut Vec<f32>) {
+pub(crate) fn init_layers<R: Rng + ?Sized>(
+    shapes: &[(usize, usize)],
+    rng: &mut R,
+    values: &mut Vec<f32>,
+) {
     for &(out, inp) in shapes {
         values.extend(glorot_uniform(out, inp, rng));
         values.extend(std::iter::repeat_n(0.0, out));

@@ -140,8 +140,8 @@ mod train;
 mod traits;
 
 pub use checkpoint::{
-    checkpoint_metadata, with_checkpoint_metadata, CLASSIFIER_FORMAT,
-    CONDITIONAL_DENOISER_FORMAT, DENOISER_FORMAT,
+    checkpoint_metadata, with_checkpoint_metadata, CLASSIFIER_FORMAT, CONDITIONAL_DENOISER_FORMAT,
+    DENOISER_FORMAT,
 };
 pub use conditional::{
     init_conditional_denoiser, ConditionalDenoiserConfig, ConditionalDenoiserNet,

@@ -647,7 +647,11 @@ pub(crate) fn named_layers(prefix: &str, layers: &[Dense]) -> Vec<(String, Tenso
     out
 }
 
-pub(crate) fn check_layers(prefix: &str, shapes: &[(usize, usize)], layers: &[Dense]) -> Result<()> {
+pub(crate) fn check_layers(
+    prefix: &str,
+    shapes: &[(usize, usize)],
+    layers: &[Dense],
+) -> Result<()> {
     if shapes.len() != layers.len() {
         return Err(ModelError::DimMismatch {
             what: "number of layers",

@@ -343,6 +343,9 @@ struct ClassInput<'a> {
     dropout: f64,
 }
 
+/// A batch's loss from (input rows, noise, batch size).
+type LossOf<'a> = dyn Fn(&[f32], &[f32], usize) -> candle_core::Result<Tensor> + 'a;
+
 /// The noise-prediction loop shared by [`train_denoiser`] and
 /// [`train_conditional_denoiser`]: per step the random numbers (indices, steps, noise,
 /// then with `classes` one dropout draw per point), the input rows [x_t, time features
@@ -353,7 +356,7 @@ fn noise_prediction_loop(
     classes: Option<ClassInput<'_>>,
     mut rng: StdRng,
     mut opt: Adam,
-    loss_of: &dyn Fn(&[f32], &[f32], usize) -> candle_core::Result<Tensor>,
+    loss_of: &LossOf<'_>,
     on_step: &mut dyn FnMut(usize, f32),
 ) -> Result<Vec<f32>> {
     let (data, dim, n) = (setup.data, setup.dim, setup.n);
@@ -643,7 +646,11 @@ mod tests {
         bad[5] = 2;
         assert!(matches!(
             run(3, 0.2, &bad).map(|_| ()),
-            Err(ModelError::LabelOutOfRange { index: 5, label: 2, .. })
+            Err(ModelError::LabelOutOfRange {
+                index: 5,
+                label: 2,
+                ..
+            })
         ));
         assert!(matches!(
             run(3, 0.2, &labels[1..]).map(|_| ()),

@@ -102,8 +102,11 @@ mod tests {
         let schedule = NoiseSchedule::notebook();
         let exact = ExactMixture::new(&toy_data::two_clusters_mixture(), &schedule).unwrap();
         let model = exact.conditional_denoiser();
-        let x = Tensor::new(&[[-1.0f32, -0.5], [0.3, 0.2], [2.0, 1.0]], &candle_core::Device::Cpu)
-            .unwrap();
+        let x = Tensor::new(
+            &[[-1.0f32, -0.5], [0.3, 0.2], [2.0, 1.0]],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
         let targets = vec![0u32, 1, 1];
         let eps = |w: f64| {
             ClassifierFreeGuidance::new(&model, targets.clone(), w)
@@ -125,7 +128,12 @@ mod tests {
             .unwrap();
         assert_eq!(eps(0.0), c, "w = 0 is the conditional model, bit for bit");
         for w in [0.5, 4.0] {
-            for ((g, ci), ui) in eps(w).iter().flatten().zip(c.iter().flatten()).zip(u.iter().flatten()) {
+            for ((g, ci), ui) in eps(w)
+                .iter()
+                .flatten()
+                .zip(c.iter().flatten())
+                .zip(u.iter().flatten())
+            {
                 let want = (1.0 + w) * *ci as f64 - w * *ui as f64;
                 // Three f32 roundings of values below (1 + w)·3: ≤ 3 · 6e-8 · 15.
                 assert!((*g as f64 - want).abs() < 1e-5, "w = {w}: {g} vs {want}");

@@ -87,14 +87,22 @@ fn stronger_guidance_is_more_precise_and_less_diverse() {
         .iter()
         .map(|&w| {
             let g = ClassifierFreeGuidance::one_class(&cond, class, w, N).unwrap();
-            measure(sample(&g, &schedule, None, &config(90)).unwrap().final_points())
+            measure(
+                sample(&g, &schedule, None, &config(90))
+                    .unwrap()
+                    .final_points(),
+            )
         })
         .collect();
     let classifier: Vec<(f64, f64)> = [0.0, 1.0, 30.0]
         .iter()
         .map(|&s| {
             let g = ClassifierGuidance::one_class(&clf, class, s, N).unwrap();
-            measure(sample(&den, &schedule, Some(&g), &config(91)).unwrap().final_points())
+            measure(
+                sample(&den, &schedule, Some(&g), &config(91))
+                    .unwrap()
+                    .final_points(),
+            )
         })
         .collect();
     for (name, rows) in [("free", &free), ("classifier", &classifier)] {
@@ -112,6 +120,9 @@ fn stronger_guidance_is_more_precise_and_less_diverse() {
     // Unguided (s = 0) covers both clusters: about half the samples, and a std ratio
     // far above 1 (the clusters are 4√2 apart); w = 0 is the class alone.
     assert!((classifier[0].0 - 0.5).abs() < 0.1, "{classifier:?}");
-    assert!(classifier[0].1 > 3.0 && (free[0].1 - 1.0).abs() < 0.1, "{free:?}");
+    assert!(
+        classifier[0].1 > 3.0 && (free[0].1 - 1.0).abs() < 0.1,
+        "{free:?}"
+    );
     assert!(free[2].0 == 1.0 && classifier[2].0 == 1.0);
 }

@@ -111,7 +111,10 @@ fn trained_nets_guide_precisely_and_sample_both_modes() {
             let g = ClassifierFreeGuidance::one_class(&conditional, class, w, 500).unwrap();
             let points = widen(sample(&g, &schedule, None, &config).unwrap().final_points());
             let precision = guided_precision(&points, &truth, class as usize);
-            assert!(precision >= 0.99, "w = {w}, class {class}: precision {precision}");
+            assert!(
+                precision >= 0.99,
+                "w = {w}, class {class}: precision {precision}"
+            );
             if w == 1.0 {
                 // Measured 0.87 and 0.88; the sampling SE of a std ratio at n = 500 is ≈ 0.03.
                 let ratio = std_ratio(&points, 2, class_std);

@@ -240,10 +240,20 @@ pub fn guidance(
             for c in 0..classes.len() {
                 let g = component(truth, c)?;
                 let mut rng = StdRng::seed_from_u64(seed.wrapping_add(30 + c as u64));
-                references.push(g.sample(n, &mut rng).as_slice().expect("standard layout").to_vec());
+                references.push(
+                    g.sample(n, &mut rng)
+                        .as_slice()
+                        .expect("standard layout")
+                        .to_vec(),
+                );
                 floors.push(
-                    energy_noise_floor(&g, n, settings.floor_repeats, seed.wrapping_add(40 + c as u64))
-                        .p95,
+                    energy_noise_floor(
+                        &g,
+                        n,
+                        settings.floor_repeats,
+                        seed.wrapping_add(40 + c as u64),
+                    )
+                    .p95,
                 );
                 let cov = g.covariance_matrix(0); // 2 × 2, row-major: the trace is [0] + [3]
                 class_std.push((cov[0] + cov[3]).sqrt());
@@ -275,7 +285,8 @@ pub fn guidance(
                     .flat_map(|(p, _)| p.iter().copied())
                     .collect();
                 let floor_n = n.min(own.len() / 2).max(1);
-                floors.push(data_noise_floor(&own, h, floor_n, seed.wrapping_add(40 + c as u64)).p95);
+                floors
+                    .push(data_noise_floor(&own, h, floor_n, seed.wrapping_add(40 + c as u64)).p95);
             }
             let judge = Judge::Data {
                 train,
@@ -310,7 +321,10 @@ pub fn guidance(
         models.push("exact");
     }
     let mut planned = Vec::new();
-    for (method, values) in [("classifier", &settings.scales), ("free", &settings.weights)] {
+    for (method, values) in [
+        ("classifier", &settings.scales),
+        ("free", &settings.weights),
+    ] {
         for &scale in values.iter() {
             for &model in &models {
                 planned.push(Planned {
@@ -344,7 +358,14 @@ pub fn guidance(
         };
         let run = if p.method == "classifier" {
             let g = ClassifierGuidance::new(classifier_ref, targets.clone(), p.scale)?;
-            run_plan(&plan, denoiser, &schedule, Some(&g as &dyn GuidanceGradient), &config, &mut |_| {})?
+            run_plan(
+                &plan,
+                denoiser,
+                &schedule,
+                Some(&g as &dyn GuidanceGradient),
+                &config,
+                &mut |_| {},
+            )?
         } else {
             let model: &dyn models::ConditionalNoisePredictor = match exact {
                 Some((_, _, c)) => c,
@@ -388,20 +409,20 @@ pub fn guidance(
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         all.get(i).map(|p| (i, p))
                     })
-                        .map(|(i, p)| {
-                            let r = run(p).map(|points| {
-                                let m = points
-                                    .chunks(2 * n)
-                                    .enumerate()
-                                    .map(|(c, class_points)| judge.measure(data, c, class_points))
-                                    .collect();
-                                (points, m)
-                            });
-                            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            bar.set(d);
-                            (i, r)
-                        })
-                        .collect::<Vec<_>>()
+                    .map(|(i, p)| {
+                        let r = run(p).map(|points| {
+                            let m = points
+                                .chunks(2 * n)
+                                .enumerate()
+                                .map(|(c, class_points)| judge.measure(data, c, class_points))
+                                .collect();
+                            (points, m)
+                        });
+                        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        bar.set(d);
+                        (i, r)
+                    })
+                    .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -463,7 +484,13 @@ pub fn guidance(
         all.iter()
             .zip(&results)
             .find(|(p, _)| p.model == "learned" && p.method == method && p.scale == scale)
-            .map(|(_, (points, _))| points.chunks(2 * n).map(<[f32]>::to_vec).enumerate().collect())
+            .map(|(_, (points, _))| {
+                points
+                    .chunks(2 * n)
+                    .map(<[f32]>::to_vec)
+                    .enumerate()
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let png = side_by_side_figure(
@@ -510,7 +537,13 @@ fn mean_curve(report: &GuidanceReport, method: &str, model: &str) -> Vec<(f64, f
 /// the energy distance to the class against the strength (right; s for classifier
 /// guidance, 1 + w for free guidance, where the exact scores make the two the same).
 pub fn guidance_figure(report: &GuidanceReport) -> Result<Vec<u8>> {
-    let color = |method: &str| if method == "classifier" { Color::ORANGE } else { Color::BLUE };
+    let color = |method: &str| {
+        if method == "classifier" {
+            Color::ORANGE
+        } else {
+            Color::BLUE
+        }
+    };
     let mut left = Vec::new();
     let mut right = Vec::new();
     let mut markers = Vec::new();
@@ -523,7 +556,11 @@ pub fn guidance_figure(report: &GuidanceReport) -> Result<Vec<u8>> {
             }
             let label = format!(
                 "{} guidance, {model} ({})",
-                if method == "classifier" { "classifier" } else { "classifier-free" },
+                if method == "classifier" {
+                    "classifier"
+                } else {
+                    "classifier-free"
+                },
                 if method == "classifier" {
                     "s = 0 … 100"
                 } else {
@@ -538,7 +575,11 @@ pub fn guidance_figure(report: &GuidanceReport) -> Result<Vec<u8>> {
                 .map(|&(_, r, p)| (r, p))
                 .collect();
             dots.push(
-                PointSeries::new("", points.clone(), color(method)).radius(if model == "exact" { 3 } else { 4 }),
+                PointSeries::new("", points.clone(), color(method)).radius(if model == "exact" {
+                    3
+                } else {
+                    4
+                }),
             );
             let mut c = Curve::new(label, points, color(method));
             if model == "exact" {
@@ -556,7 +597,10 @@ pub fn guidance_figure(report: &GuidanceReport) -> Result<Vec<u8>> {
                         .filter(|r| r.method == method && r.model == model && r.scale == s)
                         .map(|r| r.energy_distance_to_class)
                         .collect();
-                    (strength(s), rows.iter().sum::<f64>() / rows.len().max(1) as f64)
+                    (
+                        strength(s),
+                        rows.iter().sum::<f64>() / rows.len().max(1) as f64,
+                    )
                 })
                 .filter(|&(x, _)| x > 0.0)
                 .collect();
@@ -568,20 +612,30 @@ pub fn guidance_figure(report: &GuidanceReport) -> Result<Vec<u8>> {
             let at = |s: f64| curve.iter().find(|p| p.0 == s).map(|&(_, r, p)| (r, p));
             if model == "learned" {
                 if let (true, Some(p)) = (method == "classifier", at(NOTEBOOK_SCALE)) {
-                    markers.push(PointSeries::new("the notebook's s = 30 (learned)", vec![p], Color::RED).radius(8));
+                    markers.push(
+                        PointSeries::new("the notebook's s = 30 (learned)", vec![p], Color::RED)
+                            .radius(8),
+                    );
                 }
                 if let (true, Some(p)) = (method == "free", at(DEFAULT_CFG_WEIGHT)) {
-                    markers.push(PointSeries::new("w = 1, sample's default (learned)", vec![p], Color::GREEN).radius(8));
+                    markers.push(
+                        PointSeries::new(
+                            "w = 1, sample's default (learned)",
+                            vec![p],
+                            Color::GREEN,
+                        )
+                        .radius(8),
+                    );
                 }
             }
         }
     }
-    let floor = report
-        .class_noise_floor_p95
-        .iter()
-        .sum::<f64>()
+    let floor = report.class_noise_floor_p95.iter().sum::<f64>()
         / report.class_noise_floor_p95.len().max(1) as f64;
-    let xs: Vec<f64> = right.iter().flat_map(|c| c.points.iter().map(|p| p.0)).collect();
+    let xs: Vec<f64> = right
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.0))
+        .collect();
     let (lo, hi) = xs
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
@@ -597,15 +651,20 @@ pub fn guidance_figure(report: &GuidanceReport) -> Result<Vec<u8>> {
         );
     }
     right.push(Curve::new("classifier: x = s", Vec::new(), Color::ORANGE));
-    right.push(Curve::new("classifier-free: x = 1 + w", Vec::new(), Color::BLUE));
+    right.push(Curve::new(
+        "classifier-free: x = 1 + w",
+        Vec::new(),
+        Color::BLUE,
+    ));
     right.push(Curve::new("learned: solid", Vec::new(), Color::GRAY));
     right.push(Curve::new("exact scores: dashed", Vec::new(), Color::GRAY).dashed());
     // The shown points' range, padded: precision saturates near 1 on well-separated classes.
     let shown: Vec<(f64, f64)> = left.iter().flat_map(|c| c.points.iter().copied()).collect();
-    let (x_lo, x_hi, y_lo) = shown.iter().fold(
-        (f64::INFINITY, 0.0f64, 1.0f64),
-        |(a, b, c), &(x, y)| (a.min(x), b.max(x), c.min(y)),
-    );
+    let (x_lo, x_hi, y_lo) = shown
+        .iter()
+        .fold((f64::INFINITY, 0.0f64, 1.0f64), |(a, b, c), &(x, y)| {
+            (a.min(x), b.max(x), c.min(y))
+        });
     let pad = 0.1 * (x_hi - x_lo).max(0.05);
     let x_range = x_lo.is_finite().then_some((x_lo - pad, x_hi + pad));
     let y_lo = (y_lo - 0.1 * (1.0 - y_lo)).min(0.98);
@@ -672,9 +731,11 @@ pub fn side_by_side_figure(
     let names = &data.meta.column_names;
     let c = data.meta.class_names.len();
     let panel = |title: String, runs: &[(usize, Vec<f32>)]| {
-        let mut series = vec![PointSeries::new("Original data", original.clone(), Color::BLUE)
-            .alpha(0.25)
-            .radius(2)];
+        let mut series = vec![
+            PointSeries::new("Original data", original.clone(), Color::BLACK)
+                .alpha(0.25)
+                .radius(2),
+        ];
         for (class, points) in runs {
             series.push(
                 PointSeries::new(

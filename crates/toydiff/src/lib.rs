@@ -73,6 +73,7 @@ pub use data::{
     file_safe, standardise_mixture, DataMeta, Prepared, DATA_FILE, HELDOUT_FRACTION, META_FILE,
 };
 pub use error::{PipelineError, Result};
+pub use guidance::{guidance, GuidanceReport, GuidanceRow, GuidanceSettings};
 pub use metrics::{
     FloorMetrics, GuidedMetrics, Metrics, ModeMetrics, SamplingMetrics, SamplingSettingsRecord,
     TrainMetrics, UnguidedMetrics,
@@ -88,7 +89,6 @@ pub use sample::{
     sample, Checkpoint, GuidanceKind, Runs, SampleSettings, SamplerChoice, SamplerKind,
     SamplerPlan, DEFAULT_CFG_WEIGHT, DEFAULT_SOLVER_STEPS,
 };
-pub use guidance::{guidance, GuidanceReport, GuidanceRow, GuidanceSettings};
 pub use samplers::{samplers, FrontierRow, SamplersReport, SamplersSettings};
 pub use train::{train, Trained, CHECKPOINTS, CONDITIONAL_FILE, RECIPE_FILE};
 

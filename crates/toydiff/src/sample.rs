@@ -470,7 +470,10 @@ pub fn check_guidance(settings: &SampleSettings, checkpoint: &Checkpoint) -> Res
                     "--scale {s} is not allowed with --guidance free: it is the classifier's scale (use --cfg-weight W, a number from 0 to 1e6)"
                 ));
             }
-            if let Some(w) = settings.cfg_weight.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+            if let Some(w) = settings
+                .cfg_weight
+                .filter(|w| !(w.is_finite() && *w >= 0.0))
+            {
                 return bad(format!(
                     "--cfg-weight {w} is not allowed: use a number from 0 to 1e6"
                 ));
@@ -573,7 +576,14 @@ pub fn generate(
             }
             (_, Some(classifier)) if !free => {
                 let g = ClassifierGuidance::one_class(classifier, class, scale, settings.n)?;
-                run_plan(&plan, &checkpoint.denoiser, &schedule, Some(&g), &config, observe)?
+                run_plan(
+                    &plan,
+                    &checkpoint.denoiser,
+                    &schedule,
+                    Some(&g),
+                    &config,
+                    observe,
+                )?
             }
             _ => break,
         };

@@ -84,9 +84,12 @@ pub fn train_networks(
     conditional_cfg.validate()?;
     let conditional_config = recipe.conditional_config(data.meta.class_names.len());
     let denoiser_bar = obs.bar("training denoiser", denoiser_cfg.steps as u64);
-    let conditional_bar = labels
-        .as_ref()
-        .map(|_| obs.bar("training conditional denoiser", conditional_cfg.training.steps as u64));
+    let conditional_bar = labels.as_ref().map(|_| {
+        obs.bar(
+            "training conditional denoiser",
+            conditional_cfg.training.steps as u64,
+        )
+    });
     let classifier_bar = labels.as_ref().map(|l| {
         let total = classifier_cfg.total_steps(l.len());
         obs.bar("training classifier", total as u64)
