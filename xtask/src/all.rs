@@ -86,23 +86,45 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
             None => stage(&mut timings, "train", || crate::train::run(&train_args)),
         }
     })?;
-    let sampling = stage(&mut timings, "sample+evaluate", || {
-        crate::sample::run(&sample_args)
-    })?;
-    // Classifier vs classifier-free guidance over their scales (labelled data only).
+    // Classifier vs classifier-free guidance over their scales (labelled data only). It
+    // reads the checkpoints as `sample` does and writes other files: with a second core
+    // it runs beside `sample`, its report kept until `sample` has printed its own.
     let guidance_args = GuidanceArgs {
         out: out_arg.clone(),
         seed: args.seed,
         n: ALL_GUIDANCE_N,
         ..defaults()
     };
-    let guidance = if trained.classes.is_empty() {
-        None
-    } else {
-        Some(stage(&mut timings, "guidance", || {
-            crate::guidance::run(&guidance_args)
-        })?)
-    };
+    let labelled = !trained.classes.is_empty();
+    let (sampling, guidance) = std::thread::scope(
+        |scope| -> anyhow::Result<(SamplingMetrics, Option<toydiff::GuidanceReport>)> {
+            let guidance_thread = (labelled && toydiff::train::two_cores()).then(|| {
+                scope.spawn(|| {
+                    let t = Instant::now();
+                    let (result, text) = console::captured(|| crate::guidance::run(&guidance_args));
+                    (result, text, t.elapsed().as_secs_f64())
+                })
+            });
+            let sampling = stage(&mut timings, "sample+evaluate", || {
+                crate::sample::run(&sample_args)
+            })?;
+            let guidance = match guidance_thread {
+                Some(thread) => {
+                    say!("\n== guidance");
+                    let (result, text, seconds) =
+                        thread.join().expect("the guidance thread panicked");
+                    console::print(&text);
+                    timings.record("stage_guidance", seconds);
+                    Some(result?)
+                }
+                None if labelled => Some(stage(&mut timings, "guidance", || {
+                    crate::guidance::run(&guidance_args)
+                })?),
+                None => None,
+            };
+            Ok((sampling, guidance))
+        },
+    )?;
     let wall = start.elapsed().as_secs_f64();
     timings.record("all", wall);
     timings.write(&out)?;
