@@ -58,6 +58,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         return scaling_one(n, args.scaling_steps, args.scaling_snapshot_every);
     }
+    if args.commands {
+        let report = json!({ "commands": commands(args.commands_max)? });
+        return write_report(args, &report);
+    }
     let repeats = args.repeats;
     let load_before = loadavg();
     eprintln!("bench: load average before {load_before}; {repeats} repeats after a warm-up");
@@ -148,14 +152,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.scaling {
         report["scaling"] = scaling(args.scaling_rounds)?;
+        report["commands"] = commands(args.commands_max)?;
     }
+    write_report(args, &report)
+}
 
+/// Writes the bench's JSON where `--json` says (default target/bench.json).
+fn write_report(args: &BenchArgs, report: &Value) -> anyhow::Result<()> {
     let path = args.json.clone().unwrap_or_else(default_json);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    viz::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    viz::write_atomic(&path, serde_json::to_string_pretty(report)?.as_bytes())?;
     println!("\nwrote {}", path.display());
     Ok(())
 }
@@ -552,13 +561,7 @@ fn pipeline_stages(
         let (u_run, u) = if wanted("unguided") || wanted("figures") {
             sample_once(None, SEED + 10)?
         } else {
-            (
-                SampleRun {
-                    dim: 2,
-                    snapshots: Vec::new(),
-                },
-                zero,
-            )
+            (SampleRun::empty(2), zero)
         };
         if wanted("unguided") {
             ung_s.push(u);
@@ -617,10 +620,7 @@ fn pipeline_stages(
         );
     }
     let mut runs = runs.into_iter();
-    let unguided = runs.next().unwrap_or(SampleRun {
-        dim: 2,
-        snapshots: Vec::new(),
-    });
+    let unguided = runs.next().unwrap_or(SampleRun::empty(2));
     let runs = toydiff::Runs {
         unguided,
         guided: runs.enumerate().collect(),
@@ -1234,4 +1234,169 @@ fn scaling(rounds: usize) -> anyhow::Result<Value> {
         json!({"rows": rows, "rounds": rounds, "ratio_500_over_100000": target,
         "memory_against_steps": by_t, "heun_unguided": heun}),
     )
+}
+
+/// Sample counts of the whole-`sample` rows of `--commands`.
+const COMMAND_SAMPLES: [usize; 3] = [10_000, 100_000, 1_000_000];
+/// CSV rows of the `train` + `sample` rows of `--commands`.
+const COMMAND_ROWS: [usize; 3] = [10_000, 100_000, 1_000_000];
+
+/// Peak resident memory (VmHWM) of process `pid` so far, in kB.
+fn vm_hwm_of_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// One whole `xtask` command as a child process: its wall time and peak resident memory
+/// (VmHWM, read every 10 ms while it runs: the last reading before it exits).
+fn timed_command(exe: &Path, args: &[&str]) -> anyhow::Result<(f64, f64)> {
+    let start = Instant::now();
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting xtask {}", args.join(" ")))?;
+    let pid = child.id();
+    let mut peak_kb = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        peak_kb = peak_kb.max(vm_hwm_of_kb(pid).unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let wall = start.elapsed().as_secs_f64();
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            e.read_to_string(&mut err).ok();
+        }
+        bail!("xtask {} failed: {}", args.join(" "), err.trim());
+    }
+    Ok((wall, peak_kb as f64 / 1024.0))
+}
+
+/// The stage times a `sample` run wrote to `timings.json` in `out`: (sampling alone, the
+/// sum of its runs; evaluation; outputs).
+fn sample_timings(out: &Path) -> anyhow::Result<(f64, f64, f64)> {
+    let path = out.join("timings.json");
+    let t: Value = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )?;
+    let map = t.as_object().context("timings.json is not an object")?;
+    let sampling = map
+        .iter()
+        .filter(|(k, _)| k.starts_with("sample_unguided") || k.starts_with("sample_guided"))
+        .filter_map(|(_, v)| v.as_f64())
+        .sum();
+    let get = |k: &str| map.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    Ok((sampling, get("evaluate"), get("sample_outputs")))
+}
+
+/// A labelled CSV of `rows` rows (`x,y,label`): the notebook's two clusters, class a
+/// around (−2, −2), b around (2, 2), σ = 0.5, seeded.
+fn write_rows_csv(path: &Path, rows: usize) -> anyhow::Result<()> {
+    use rand::Rng;
+    use rand_distr::StandardNormal;
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let mut text = String::with_capacity(rows * 24 + 16);
+    text.push_str("x,y,label\n");
+    for _ in 0..rows {
+        let b = rng.random_bool(0.5);
+        let m = if b { 2.0 } else { -2.0 };
+        let x: f64 = m + 0.5 * rng.sample::<f64, _>(StandardNormal);
+        let y: f64 = m + 0.5 * rng.sample::<f64, _>(StandardNormal);
+        text.push_str(&format!("{x:.5},{y:.5},{}\n", if b { "b" } else { "a" }));
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `--commands`: the whole `xtask sample` on the notebook's checkpoints (trained here
+/// first, with the defaults) at [`COMMAND_SAMPLES`] samples, and `train` + `sample` (every
+/// default) on a CSV of [`COMMAND_ROWS`] rows, each a child process; sizes above `max`
+/// are skipped. Prints two tables and returns their rows.
+fn commands(max: usize) -> anyhow::Result<Value> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let dir = std::env::temp_dir().join(format!("toydiff-bench-commands-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    eprintln!(
+        "bench: commands: training the notebook's checkpoints in {}",
+        dir.display()
+    );
+    let notebook = path("notebook");
+    timed_command(&exe, &["train", "--out", &notebook])?;
+    let checkpoints = path("notebook/checkpoints");
+    println!(
+        "\n| `xtask sample --n N` (notebook checkpoints, DDPM 500 steps, both classes) | wall s | sampling alone s | evaluate s | outputs s | wall / sampling | peak memory (MB) |\n|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut samples = Vec::new();
+    for n in COMMAND_SAMPLES.into_iter().filter(|&n| n <= max) {
+        eprintln!("bench: commands: xtask sample --n {n}");
+        let out = path(&format!("sample-{n}"));
+        let (wall, peak) = timed_command(
+            &exe,
+            &[
+                "sample",
+                "--checkpoints",
+                &checkpoints,
+                "--n",
+                &n.to_string(),
+                "--out",
+                &out,
+            ],
+        )?;
+        let (sampling, evaluate, outputs) = sample_timings(Path::new(&out))?;
+        println!(
+            "| {n} | {wall:.1} | {sampling:.1} | {evaluate:.2} | {outputs:.2} | {:.3} | {peak:.0} |",
+            wall / sampling
+        );
+        samples.push(
+            json!({"n": n, "wall_s": wall, "sampling_s": sampling, "evaluate_s": evaluate,
+            "outputs_s": outputs, "peak_rss_mb": peak}),
+        );
+        std::fs::remove_dir_all(&out).ok();
+    }
+    println!(
+        "\n| CSV rows | `train` wall s | its peak memory (MB) | `sample` wall s (500 samples) | its sampling alone s | its evaluate s | its peak memory (MB) |\n|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut rows = Vec::new();
+    for r in COMMAND_ROWS.into_iter().filter(|&r| r <= max) {
+        eprintln!("bench: commands: train + sample on {r} rows");
+        let csv = path(&format!("rows-{r}.csv"));
+        write_rows_csv(Path::new(&csv), r)?;
+        let out = path(&format!("rows-{r}"));
+        let (train_wall, train_peak) = timed_command(
+            &exe,
+            &[
+                "train",
+                "--data",
+                &csv,
+                "--columns",
+                "x,y",
+                "--label",
+                "label",
+                "--out",
+                &out,
+            ],
+        )?;
+        let ckpt = path(&format!("rows-{r}/checkpoints"));
+        let (wall, peak) = timed_command(&exe, &["sample", "--checkpoints", &ckpt, "--out", &out])?;
+        let (sampling, evaluate, _) = sample_timings(Path::new(&out))?;
+        println!("| {r} | {train_wall:.1} | {train_peak:.0} | {wall:.2} | {sampling:.2} | {evaluate:.2} | {peak:.0} |");
+        rows.push(json!({"rows": r, "train_wall_s": train_wall, "train_peak_rss_mb": train_peak,
+            "sample_wall_s": wall, "sampling_s": sampling, "evaluate_s": evaluate, "sample_peak_rss_mb": peak}));
+        std::fs::remove_dir_all(&out).ok();
+        std::fs::remove_file(&csv).ok();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(json!({"sample": samples, "train_and_sample": rows}))
 }

@@ -460,6 +460,15 @@ pub struct BenchArgs {
     /// side in one round compare better than sizes minutes apart)
     #[arg(long, default_value_t = 3, value_parser = whole(1, 20), allow_negative_numbers = true)]
     pub scaling_rounds: usize,
+    /// Only time the whole commands: `xtask sample` at 10,000, 100,000 and 1,000,000
+    /// samples and `train` + `sample` on CSVs of 10,000, 100,000 and 1,000,000 rows (wall
+    /// time and peak memory, one child process each; about 20 min on two cores).
+    /// `--scaling` runs them too, after its own tables
+    #[arg(long)]
+    pub commands: bool,
+    /// Internal: with --commands, skip the sizes above N (a quick trial)
+    #[arg(long, value_name = "N", hide = true, default_value_t = 1_000_000, value_parser = whole(1, 1_000_000))]
+    pub commands_max: usize,
     /// Only these stage groups (comma-separated): denoiser, classifier, unguided, guided, figures, kernels
     #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
     pub only: Vec<String>,

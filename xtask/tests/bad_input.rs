@@ -5,12 +5,12 @@
 //! checkpoints, the input) exactly as it was: no file written, changed or created, and
 //! a missing output folder still missing.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{run, snapshot, Scratch};
+use crate::common::{run, snapshot, Scratch};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// Runs `args` and checks everything a rejected input must satisfy. `mentions` are
@@ -162,6 +162,24 @@ fn fixtures() -> &'static Fixtures {
 }
 
 // ----- numbers out of range, unknown names -----
+
+#[test]
+fn bench_sizes_out_of_range_are_rejected() {
+    let scratch = Scratch::new("bad-bench");
+    let json = scratch.join("bench.json"); // never written
+    rejected(
+        &[
+            "bench",
+            "--commands",
+            "--commands-max",
+            "0",
+            "--json",
+            s(&json),
+        ],
+        &["'0'", "--commands-max", "1 to 1000000"],
+        &[&json],
+    );
+}
 
 #[test]
 fn numbers_out_of_range_are_rejected_for_every_sub_command() {

@@ -2,11 +2,9 @@
 //! loss names the step and the last finite loss, a non-finite sample names t; both exit
 //! with code 2, one line on stderr, and nothing written.
 
-mod common;
-
 use std::path::Path;
 
-use common::{run, snapshot, Scratch};
+use crate::common::{run, snapshot, Scratch};
 
 /// Checks a run that must stop with a one-line error and leave `watch` unchanged;
 /// returns the line.

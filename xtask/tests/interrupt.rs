@@ -2,14 +2,12 @@
 //! it was or as the complete new version (never truncated), and a clean exit leaves no
 //! temporary file behind.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{files, is_temp_file, run, snapshot, xtask, Scratch};
+use crate::common::{files, is_temp_file, run, snapshot, xtask, Scratch};
 
 /// A complete small run: the "previous version" of every output.
 fn complete_run(out: &Path, seed: &str) {

@@ -3,11 +3,9 @@
 //! file allowed to differ. A small configuration of each stage keeps this fast (`all`
 //! itself runs the same stage functions with the notebook's longer settings).
 
-mod common;
-
 use std::path::Path;
 
-use common::{names, run_env, snapshot, Scratch};
+use crate::common::{names, run_env, snapshot, Scratch};
 
 /// One command line: `args`, then `--out OUT --seed SEED`.
 fn stage(args: &[&str], out: &Path, seed: &str) -> Vec<String> {
@@ -208,6 +206,24 @@ fn solvers_give_identical_bytes_across_thread_counts() {
             serde_json::from_slice(&std::fs::read(a.join("metrics.json")).unwrap()).unwrap();
         let settings = &metrics["sampling"]["settings"];
         assert_eq!(settings["sampler"], sampler, "{settings}");
+        // 2,048 samples are under the evaluation's 5,000: every sample and as many fresh
+        // reference points behind the energy distance, its floor at 2,048 from 10 pairs
+        // (the pair budget), the precision over every sample.
+        let unguided = &metrics["sampling"]["unguided"];
+        assert_eq!(unguided["energy_distance_sample_size"], 2048, "{unguided}");
+        assert_eq!(
+            unguided["energy_distance_reference_size"], 2048,
+            "{unguided}"
+        );
+        let floor = &unguided["energy_noise_floor"];
+        assert_eq!(
+            (&floor["n"], &floor["repeats"]),
+            (&2048.into(), &10.into()),
+            "{floor}"
+        );
+        assert!(floor["std_error"].as_f64().unwrap() > 0.0, "{floor}");
+        let guided = &metrics["sampling"]["guided_0"];
+        assert_eq!(guided["precision_sample_size"], 2048, "{guided}");
         assert_eq!(settings["steps"], 8, "{settings}");
         // Heun evaluates twice a step but once on the last: 2K − 1.
         let evaluations = if sampler == "heun" { 15 } else { 8 };

@@ -1,7 +1,7 @@
 //! The checkpoint format as documented in the crate docs, read the way a Python user would
 //! (`safetensors.numpy.load_file`): by name, then the documented forward pass rebuilt by hand.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use models::{

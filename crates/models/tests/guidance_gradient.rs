@@ -1,7 +1,7 @@
 //! The guidance gradient ∇_x log p(y | x_t, t): one backward pass for the whole batch equals
 //! one pass per sample, and central finite differences of the documented forward pass.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use models::{init_classifier, ClassifierConfig, ClassifierNet, NoisyClassifier};

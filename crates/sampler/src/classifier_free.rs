@@ -81,12 +81,28 @@ impl NoisePredictor for ClassifierFreeGuidance<'_> {
     /// `affine`); at w = 0 the conditional prediction itself, bit for bit, and the
     /// unconditional one is not computed.
     fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
+        self.predict_noise_rows(x_t, t, 0..self.targets.len())
+    }
+
+    /// The mix for samples `rows` (a chunk of the sampler's batch), towards their targets.
+    fn predict_noise_rows(
+        &self,
+        x_rows: &Tensor,
+        t: usize,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<Tensor> {
+        let Some(targets) = self.targets.get(rows.clone()) else {
+            candle_core::bail!(
+                "rows {rows:?} of a batch guided towards {} targets",
+                self.targets.len()
+            );
+        };
         if self.weight == 0.0 {
             return self
                 .model
-                .predict_noise_conditional(x_t, t, Some(&self.targets));
+                .predict_noise_conditional(x_rows, t, Some(targets));
         }
-        let (conditional, unconditional) = self.model.predict_noise_pair(x_t, t, &self.targets)?;
+        let (conditional, unconditional) = self.model.predict_noise_pair(x_rows, t, targets)?;
         conditional.affine(1.0 + self.weight, 0.0)? - unconditional.affine(self.weight, 0.0)?
     }
 }

@@ -19,7 +19,10 @@
 //! All noise is drawn on the host from one seeded RNG: the same seed gives the same
 //! samples, bit for bit. The samples live on the host between steps and each step builds
 //! a fresh x_t tensor from them, so no autograd graph outlives a step and memory does not
-//! grow with T beyond the snapshots kept.
+//! grow with T beyond the snapshots kept. The models see at most [`CHUNK_ROWS`] rows a
+//! call (a larger batch goes chunk by chunk, the same bits), so their intermediate
+//! buffers do not grow with n either; snapshots may keep chosen rows only
+//! ([`SamplerConfig::snapshot_rows`]) while the final samples are always kept whole.
 //!
 //! Classifier-free guidance (Ho & Salimans 2022) is a noise predictor instead:
 //! [`ClassifierFreeGuidance`] mixes a conditional model with its unconditional self,
@@ -29,7 +32,8 @@
 //! [`solvers`] holds the samplers over a sub-sequence of the steps (DDIM, the
 //! probability-flow ODE with Euler and Heun, DPM-Solver++(2M)), run by [`sample_solver`];
 //! [`metrics`] the sample-quality measures (energy distance, mode balance, per-mode
-//! moments, guided precision).
+//! moments, guided precision); [`knn`] k-nearest-neighbour search in 2-D (a uniform grid,
+//! checked against a plain scan).
 //!
 //! # Example
 //!
@@ -53,6 +57,7 @@
 //! ```
 
 pub mod classifier_free;
+pub mod knn;
 pub mod metrics;
 pub mod solvers;
 
@@ -115,6 +120,9 @@ pub enum SamplerError {
     /// DDIM's η must be in [0, 1].
     #[error("DDIM η = {0} is invalid: it must be between 0 and 1")]
     InvalidEta(f64),
+    /// A snapshot row that is not a sample.
+    #[error("snapshot row {row} is out of range: the run has samples 0..{samples}")]
+    InvalidSnapshotRow { row: usize, samples: usize },
 }
 
 /// The variance σ_t² of each reverse step.
@@ -148,6 +156,10 @@ pub struct SamplerConfig {
     pub variance: ReverseVariance,
     /// Seed of x_T and every z.
     pub seed: u64,
+    /// The rows (sample indices, each below `num_samples`) every snapshot keeps; `None`:
+    /// every row. Only the snapshots are cut: [`SampleRun::final_points`] always holds
+    /// every sample, so a GIF of a few thousand points costs no n × frames memory.
+    pub snapshot_rows: Option<Vec<usize>>,
 }
 
 impl Default for SamplerConfig {
@@ -157,6 +169,7 @@ impl Default for SamplerConfig {
             snapshot_every: 10,
             variance: ReverseVariance::Beta,
             seed: 1234,
+            snapshot_rows: None,
         }
     }
 }
@@ -171,6 +184,20 @@ pub trait GuidanceGradient {
 
     /// ∇_x log p(y | x_t, t) for each row of the batch x_t (n × d), not yet scaled by s.
     fn gradient(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor>;
+
+    /// The same for the rows `rows` of the batch only, `x_rows` holding those rows: the
+    /// sampler evaluates a large batch [`CHUNK_ROWS`] rows at a time. The default is
+    /// [`Self::gradient`] on `x_rows`, right for any provider whose rows are independent
+    /// and alike; one with per-sample state (a target per sample) must use `rows`.
+    fn gradient_rows(
+        &self,
+        x_rows: &Tensor,
+        t: usize,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<Tensor> {
+        let _ = rows;
+        self.gradient(x_rows, t)
+    }
 
     /// Whether this provider can guide a run of `num_samples` samples over steps
     /// 1..=`num_steps` (checked once, before the first step).
@@ -242,6 +269,20 @@ impl GuidanceGradient for ClassifierGuidance<'_> {
         self.classifier.grad_log_prob(x_t, t, &self.targets_tensor)
     }
 
+    /// The gradient towards the targets of samples `rows`.
+    fn gradient_rows(
+        &self,
+        x_rows: &Tensor,
+        t: usize,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<Tensor> {
+        if rows == (0..self.targets.len()) {
+            return self.gradient(x_rows, t);
+        }
+        let targets = self.targets_tensor.narrow(0, rows.start, rows.len())?;
+        self.classifier.grad_log_prob(x_rows, t, &targets)
+    }
+
     /// One target per sample, and a classifier built for the schedule's T.
     fn check(&self, num_samples: usize, num_steps: usize) -> Result<(), SamplerError> {
         if self.classifier.num_steps() != num_steps {
@@ -270,23 +311,32 @@ pub struct Snapshot {
     pub points: Vec<f32>,
 }
 
-/// The snapshots of one reverse run, from x_T to x_0.
+/// The snapshots of one reverse run, from x_T to x_0, and its final samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleRun {
     /// d, the data dimension.
     pub dim: usize,
-    /// In order of decreasing t; the last is x_0.
+    /// In order of decreasing t; the last is x_0. Each holds the rows of
+    /// [`SamplerConfig::snapshot_rows`] (every row when it is `None`), in that order.
     pub snapshots: Vec<Snapshot>,
+    /// x_0 of every sample, n × d row-major (see [`SampleRun::final_points`]).
+    pub samples: Vec<f32>,
 }
 
 impl SampleRun {
-    /// The final samples x_0, n × d row-major.
+    /// A run with no snapshots and no samples (a placeholder for benchmarks).
+    pub fn empty(dim: usize) -> Self {
+        Self {
+            dim,
+            snapshots: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// The final samples x_0 of every row, n × d row-major, whichever rows the
+    /// snapshots keep.
     pub fn final_points(&self) -> &[f32] {
-        &self
-            .snapshots
-            .last()
-            .expect("a run always holds x_T and x_0")
-            .points
+        &self.samples
     }
 }
 
@@ -397,6 +447,17 @@ fn validate(
     if config.snapshot_every == 0 {
         return Err(SamplerError::InvalidSnapshotInterval(0));
     }
+    if let Some(&row) = config
+        .snapshot_rows
+        .iter()
+        .flatten()
+        .find(|&&r| r >= config.num_samples)
+    {
+        return Err(SamplerError::InvalidSnapshotRow {
+            row,
+            samples: config.num_samples,
+        });
+    }
     if denoiser.num_steps() != schedule.num_steps() {
         return Err(SamplerError::StepMismatch {
             what: "denoiser",
@@ -411,6 +472,43 @@ fn validate(
         g.check(config.num_samples, schedule.num_steps())?;
     }
     Ok(())
+}
+
+/// The most rows the sampler hands a model at once: a larger batch is evaluated in
+/// consecutive chunks of this many rows, so that a model's intermediate buffers (the
+/// notebook's nets keep n × 128 values a layer) stay bounded whatever n; 1,000,000
+/// samples would otherwise hold gigabytes. A multiple of the nets' 512-row pieces; every
+/// row is computed as in the whole batch (rows are independent), so the same bits.
+pub const CHUNK_ROWS: usize = 65_536;
+
+/// ε(x, t) of every row of x (n × d) and, with guidance, the unscaled guidance gradient,
+/// `chunk` rows at a time (one call for n ≤ `chunk`).
+fn model_outputs(
+    denoiser: &dyn NoisePredictor,
+    guidance: Option<&dyn GuidanceGradient>,
+    x: &[f32],
+    d: usize,
+    t: usize,
+    chunk: usize,
+) -> Result<(Vec<f32>, Option<Vec<f32>>), SamplerError> {
+    let n = x.len() / d;
+    let mut eps = Vec::with_capacity(n * d);
+    let mut gradient = guidance.map(|_| Vec::with_capacity(n * d));
+    let mut start = 0;
+    while start < n {
+        let end = n.min(start.saturating_add(chunk.max(1)));
+        let rows = end - start;
+        let x_t = Tensor::from_slice(&x[start * d..end * d], (rows, d), &Device::Cpu)?;
+        eps.extend(host(
+            &denoiser.predict_noise_rows(&x_t, t, start..end)?,
+            rows * d,
+        )?);
+        if let (Some(g), Some(out)) = (guidance, gradient.as_mut()) {
+            out.extend(host(&g.gradient_rows(&x_t, t, start..end)?, rows * d)?);
+        }
+        start = end;
+    }
+    Ok((eps, gradient))
 }
 
 /// `len` draws of N(0, 1) in f64.
@@ -465,20 +563,35 @@ fn with_noise<R>(
 
 /// The snapshots of a run: x_T, then the state after every step t with
 /// t % `every` == 0, and x_0; a snapshot's `t` is the index of the state it holds.
-struct Snapshots {
+/// Each keeps the rows of `rows` (every row when `None`).
+struct Snapshots<'a> {
     every: usize,
+    dim: usize,
+    rows: Option<&'a [usize]>,
     kept: Vec<Snapshot>,
 }
 
-impl Snapshots {
-    fn new(every: usize, num_steps: usize, x_big_t: &[f32]) -> Self {
-        let first = Snapshot {
-            t: num_steps,
-            points: x_big_t.to_vec(),
+impl<'a> Snapshots<'a> {
+    fn new(config: &'a SamplerConfig, dim: usize, num_steps: usize, x_big_t: &[f32]) -> Self {
+        let mut s = Self {
+            every: config.snapshot_every,
+            dim,
+            rows: config.snapshot_rows.as_deref(),
+            kept: Vec::new(),
         };
-        Self {
-            every,
-            kept: vec![first],
+        s.record(num_steps, x_big_t, true);
+        s
+    }
+
+    /// The kept rows of `x`.
+    fn cut(&self, x: &[f32]) -> Vec<f32> {
+        match self.rows {
+            None => x.to_vec(),
+            Some(rows) => rows
+                .iter()
+                .flat_map(|&r| &x[r * self.dim..(r + 1) * self.dim])
+                .copied()
+                .collect(),
         }
     }
 
@@ -490,10 +603,8 @@ impl Snapshots {
     /// Records `x`, the state x_t, if `keep`.
     fn record(&mut self, t: usize, x: &[f32], keep: bool) {
         if keep {
-            self.kept.push(Snapshot {
-                t,
-                points: x.to_vec(),
-            });
+            let points = self.cut(x);
+            self.kept.push(Snapshot { t, points });
         }
     }
 }
@@ -508,7 +619,15 @@ pub fn sample(
     guidance: Option<&dyn GuidanceGradient>,
     config: &SamplerConfig,
 ) -> Result<SampleRun, SamplerError> {
-    sample_with(denoiser, schedule, guidance, config, None, &mut |_| {})
+    sample_with(
+        denoiser,
+        schedule,
+        guidance,
+        config,
+        None,
+        CHUNK_ROWS,
+        &mut |_| {},
+    )
 }
 
 /// [`sample`], calling `on_step(t)` after each reverse step t = T, …, 1 (for a progress
@@ -520,17 +639,21 @@ pub fn sample_observed(
     config: &SamplerConfig,
     on_step: &mut dyn FnMut(usize),
 ) -> Result<SampleRun, SamplerError> {
-    sample_with(denoiser, schedule, guidance, config, None, on_step)
+    sample_with(
+        denoiser, schedule, guidance, config, None, CHUNK_ROWS, on_step,
+    )
 }
 
 /// [`sample`], with the noise drawn on a second thread (`Some(true)`), on this one
-/// (`Some(false)`) or as the machine allows (`None`): the same draws, the same bits.
+/// (`Some(false)`) or as the machine allows (`None`), and the models evaluated `chunk`
+/// rows at a time: the same draws, the same bits.
 fn sample_with(
     denoiser: &dyn NoisePredictor,
     schedule: &NoiseSchedule,
     guidance: Option<&dyn GuidanceGradient>,
     config: &SamplerConfig,
     noise_thread: Option<bool>,
+    chunk: usize,
     on_step: &mut dyn FnMut(usize),
 ) -> Result<SampleRun, SamplerError> {
     validate(denoiser, schedule, guidance, config)?;
@@ -541,7 +664,7 @@ fn sample_with(
         .iter()
         .map(|&z| z as f32)
         .collect();
-    let mut snapshots = Snapshots::new(config.snapshot_every, num_steps, &x);
+    let mut snapshots = Snapshots::new(config, d, num_steps, &x);
     let parallel = noise_thread
         .unwrap_or_else(|| std::thread::available_parallelism().is_ok_and(|p| p.get() > 1));
     // z of steps T..2, in this order, from the RNG that drew x_T.
@@ -552,16 +675,13 @@ fn sample_with(
         parallel && num_steps > 1,
         |next_z| {
             for t in (1..=num_steps).rev() {
-                let x_t = Tensor::from_slice(&x, (n, d), &Device::Cpu)?;
-                let eps = host(&denoiser.predict_noise(&x_t, t)?, n * d)?;
-                let gradient = match guidance {
-                    Some(g) => Some((g.scale(), host(&g.gradient(&x_t, t)?, n * d)?)),
-                    None => None,
-                };
-                let term = gradient.as_ref().map(|(scale, gradient)| GuidanceTerm {
-                    scale: *scale,
-                    gradient,
-                });
+                let (eps, gradient) = model_outputs(denoiser, guidance, &x, d, t, chunk)?;
+                let term = guidance
+                    .zip(gradient.as_deref())
+                    .map(|(g, gradient)| GuidanceTerm {
+                        scale: g.scale(),
+                        gradient,
+                    });
                 let z = (t > 1).then(&mut *next_z);
                 x = ddpm_step(schedule, config.variance, t, &x, &eps, term, z.as_deref())?;
                 if x.iter().any(|v| !v.is_finite()) {
@@ -576,6 +696,7 @@ fn sample_with(
     Ok(SampleRun {
         dim: d,
         snapshots: snapshots.kept,
+        samples: x,
     })
 }
 
@@ -639,6 +760,139 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_rows_cut_the_snapshots_and_keep_every_sample() {
+        let (schedule, exact) = exact();
+        let (den, clf) = (exact.denoiser(), exact.classifier());
+        let config = SamplerConfig {
+            num_samples: 12,
+            ..SamplerConfig::default()
+        };
+        let rows = vec![1, 4, 11];
+        let cut_config = SamplerConfig {
+            snapshot_rows: Some(rows.clone()),
+            ..config.clone()
+        };
+        let g = ClassifierGuidance::one_class(&clf, 1, 30.0, 12).unwrap();
+        let steps = timesteps(schedule.num_steps(), 10).unwrap();
+        let runs = |c: &SamplerConfig| {
+            [
+                sample(&den, &schedule, Some(&g), c).unwrap(),
+                sample_solver(&den, &schedule, None, Solver::Heun, &steps, c).unwrap(),
+            ]
+        };
+        for (all, cut) in runs(&config).iter().zip(&runs(&cut_config)) {
+            // The samples are every row, whatever the snapshots keep, with the same bits.
+            assert_eq!(cut.final_points(), all.final_points());
+            assert_eq!(all.final_points().len(), 24);
+            assert_eq!(all.snapshots.last().unwrap().points, all.final_points());
+            assert_eq!(cut.snapshots.len(), all.snapshots.len());
+            for (a, c) in all.snapshots.iter().zip(&cut.snapshots) {
+                assert_eq!(a.t, c.t);
+                let expected: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&r| a.points[2 * r..2 * r + 2].to_vec())
+                    .collect();
+                assert_eq!(c.points, expected, "t = {}", a.t);
+            }
+        }
+        let bad = SamplerConfig {
+            snapshot_rows: Some(vec![3, 12]),
+            ..config
+        };
+        assert!(matches!(
+            sample(&den, &schedule, None, &bad),
+            Err(SamplerError::InvalidSnapshotRow {
+                row: 12,
+                samples: 12
+            })
+        ));
+    }
+
+    #[test]
+    fn chunked_model_calls_give_the_bits_of_the_whole_batch() {
+        use models::{init_classifier, init_denoiser, ClassifierConfig, DenoiserConfig};
+        // The notebook-shaped nets (random weights) on 2,600 rows, T = 12: chunks of 1,024
+        // rows (two pieces of 512 each, and a last chunk of 552 that takes the nets'
+        // small-batch path) against one call, with per-sample targets.
+        let schedule = NoiseSchedule::new(schedule::ScheduleKind::NOTEBOOK_LINEAR, 12).unwrap();
+        let mut rng = StdRng::seed_from_u64(4);
+        let den_config = DenoiserConfig {
+            num_steps: 12,
+            ..DenoiserConfig::default()
+        };
+        let clf_config = ClassifierConfig {
+            num_steps: 12,
+            ..ClassifierConfig::default()
+        };
+        let (den, _) = init_denoiser(&den_config, &mut rng).unwrap();
+        let (clf, _) = init_classifier(&clf_config, &mut rng).unwrap();
+        let (den, clf) = (den.detached(), clf.detached());
+        let n = 2600;
+        let config = SamplerConfig {
+            num_samples: n,
+            snapshot_every: 4,
+            ..SamplerConfig::default()
+        };
+        let targets: Vec<u32> = (0..n as u32).map(|i| i % 2).collect();
+        let g = ClassifierGuidance::new(&clf, targets, 30.0).unwrap();
+        for guidance in [None, Some(&g as &dyn GuidanceGradient)] {
+            let run = |chunk| {
+                sample_with(
+                    &den,
+                    &schedule,
+                    guidance,
+                    &config,
+                    Some(false),
+                    chunk,
+                    &mut |_| {},
+                )
+                .unwrap()
+            };
+            assert_eq!(run(1024), run(usize::MAX));
+        }
+        // The solvers' evaluations too (Heun calls the models twice a step).
+        let steps = timesteps(12, 4).unwrap();
+        let solve = |chunk| {
+            solvers::solve_with(
+                &den,
+                &schedule,
+                Some(&g),
+                Solver::Heun,
+                &steps,
+                &config,
+                Some(false),
+                chunk,
+                &mut |_| {},
+            )
+            .unwrap()
+        };
+        assert_eq!(solve(1024), solve(usize::MAX));
+        // Classifier-free guidance is a noise predictor with a target per sample: each
+        // chunk is mixed towards its own rows' targets.
+        let cond_config = models::ConditionalDenoiserConfig {
+            denoiser: den_config.clone(),
+            num_classes: 2,
+        };
+        let (cond, _) = models::init_conditional_denoiser(&cond_config, &mut rng).unwrap();
+        let cond = cond.detached();
+        let targets: Vec<u32> = (0..n as u32).map(|i| (i / 3) % 2).collect();
+        let free = ClassifierFreeGuidance::new(&cond, targets, 2.0).unwrap();
+        let run = |chunk| {
+            sample_with(
+                &free,
+                &schedule,
+                None,
+                &config,
+                Some(false),
+                chunk,
+                &mut |_| {},
+            )
+            .unwrap()
+        };
+        assert_eq!(run(1024), run(usize::MAX));
+    }
+
+    #[test]
     fn noise_on_a_second_thread_gives_the_same_bits() {
         let (schedule, exact) = exact();
         let (den, clf) = (exact.denoiser(), exact.classifier());
@@ -647,8 +901,26 @@ mod tests {
             ..SamplerConfig::default()
         };
         let g = ClassifierGuidance::one_class(&clf, 1, 30.0, 16).unwrap();
-        let a = sample_with(&den, &schedule, Some(&g), &config, Some(true), &mut |_| {}).unwrap();
-        let b = sample_with(&den, &schedule, Some(&g), &config, Some(false), &mut |_| {}).unwrap();
+        let a = sample_with(
+            &den,
+            &schedule,
+            Some(&g),
+            &config,
+            Some(true),
+            CHUNK_ROWS,
+            &mut |_| {},
+        )
+        .unwrap();
+        let b = sample_with(
+            &den,
+            &schedule,
+            Some(&g),
+            &config,
+            Some(false),
+            CHUNK_ROWS,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(a, b);
         // An error part-way stops the noise thread too (no hang).
         let err = sample_with(
@@ -657,6 +929,7 @@ mod tests {
             None,
             &config,
             Some(true),
+            CHUNK_ROWS,
             &mut |_| {},
         )
         .unwrap_err();

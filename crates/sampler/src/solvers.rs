@@ -13,14 +13,13 @@
 //! dx̃/dσ = ε(x, t). Its Euler step is exactly DDIM with η = 0 (Song, Meng & Ermon 2021,
 //! section 4.3; tested as such), computed from its own formula. ᾱ_0 = 1: x_0 is the data.
 
-use candle_core::{Device, Tensor};
 use models::NoisePredictor;
 use rand::{rngs::StdRng, SeedableRng};
 use schedule::NoiseSchedule;
 
 use crate::{
-    check_len, check_step, host, standard_normals, validate, with_noise, GuidanceGradient,
-    GuidanceTerm, SampleRun, SamplerConfig, SamplerError, Snapshots,
+    check_len, check_step, model_outputs, standard_normals, validate, with_noise, GuidanceGradient,
+    GuidanceTerm, SampleRun, SamplerConfig, SamplerError, Snapshots, CHUNK_ROWS,
 };
 
 /// ᾱ_t, with ᾱ_0 = 1 (no noise).
@@ -336,6 +335,7 @@ pub fn sample_solver(
         steps,
         config,
         None,
+        CHUNK_ROWS,
         &mut |_| {},
     )
 }
@@ -352,14 +352,15 @@ pub fn sample_solver_observed(
     on_step: &mut dyn FnMut(usize),
 ) -> Result<SampleRun, SamplerError> {
     solve_with(
-        denoiser, schedule, guidance, solver, steps, config, None, on_step,
+        denoiser, schedule, guidance, solver, steps, config, None, CHUNK_ROWS, on_step,
     )
 }
 
 /// [`sample_solver_observed`] with the noise drawn on a second thread (`Some(true)`), here
-/// (`Some(false)`) or as the machine allows (`None`).
+/// (`Some(false)`) or as the machine allows (`None`), the models evaluated `chunk` rows
+/// at a time.
 #[allow(clippy::too_many_arguments)]
-fn solve_with(
+pub(crate) fn solve_with(
     denoiser: &dyn NoisePredictor,
     schedule: &NoiseSchedule,
     guidance: Option<&dyn GuidanceGradient>,
@@ -367,6 +368,7 @@ fn solve_with(
     steps: &[usize],
     config: &SamplerConfig,
     noise_thread: Option<bool>,
+    chunk: usize,
     on_step: &mut dyn FnMut(usize),
 ) -> Result<SampleRun, SamplerError> {
     validate(denoiser, schedule, guidance, config)?;
@@ -378,12 +380,10 @@ fn solve_with(
     let guidance = guidance.filter(|g| g.scale() > 0.0);
     // ε̂(x, t): the model's noise, shifted by the guidance.
     let eval = |x: &[f32], t: usize| -> Result<Vec<f32>, SamplerError> {
-        let x_t = Tensor::from_slice(x, (n, d), &Device::Cpu)?;
-        let eps = host(&denoiser.predict_noise(&x_t, t)?, n * d)?;
-        match guidance {
+        let (eps, gradient) = model_outputs(denoiser, guidance, x, d, t, chunk)?;
+        match guidance.zip(gradient) {
             None => Ok(eps),
-            Some(g) => {
-                let gradient = host(&g.gradient(&x_t, t)?, n * d)?;
+            Some((g, gradient)) => {
                 let term = GuidanceTerm {
                     scale: g.scale(),
                     gradient: &gradient,
@@ -397,7 +397,7 @@ fn solve_with(
         .iter()
         .map(|&z| z as f32)
         .collect();
-    let mut snapshots = Snapshots::new(config.snapshot_every, steps[0], &x);
+    let mut snapshots = Snapshots::new(config, d, steps[0], &x);
     let draws = if solver.is_stochastic() {
         steps.len() - 1
     } else {
@@ -443,6 +443,7 @@ fn solve_with(
     Ok(SampleRun {
         dim: d,
         snapshots: snapshots.kept,
+        samples: x,
     })
 }
 
@@ -470,6 +471,7 @@ mod tests {
                 &steps,
                 &config,
                 Some(thread),
+                CHUNK_ROWS,
                 &mut |_| {},
             )
             .unwrap()

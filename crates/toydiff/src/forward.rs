@@ -9,6 +9,7 @@ use crate::data::Prepared;
 use crate::error::Result;
 use crate::observer::{say, Observer};
 use crate::output::OutDir;
+use crate::sample::{figure_rows, FIGURE_DATA_SEED};
 
 /// The `forward` stage: `schedule.png` (every schedule, `schedule.num_steps()` steps) and
 /// `forward_diffusion.gif` (the data diffused with `schedule`, a frame every `every` steps).
@@ -81,18 +82,23 @@ fn chart(title: &str, y_label: &str, log_y: bool) -> LineChart {
 }
 
 /// The training rows diffused with `schedule` in the networks' standardised units, a
-/// snapshot every `every` steps (x_t = √α_t x_{t−1} + √β_t ε, Ho et al. 2020, eq. 2).
+/// snapshot every `every` steps (x_t = √α_t x_{t−1} + √β_t ε, Ho et al. 2020, eq. 2):
+/// every row up to [`FIGURE_POINTS`](crate::sample::FIGURE_POINTS), else a seeded subset of that many (what the GIF
+/// draws).
 pub fn forward_snapshots(
     data: &Prepared,
     schedule: &NoiseSchedule,
     seed: u64,
     every: usize,
 ) -> Result<Vec<Snapshot>> {
-    let x0: Vec<f64> = data
-        .train_standardised()
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
+    let train = data.train_standardised();
+    let x0: Vec<f64> = match figure_rows(train.len() / 2, FIGURE_DATA_SEED) {
+        None => train.iter().map(|&v| v as f64).collect(),
+        Some(rows) => rows
+            .iter()
+            .flat_map(|&r| [train[2 * r] as f64, train[2 * r + 1] as f64])
+            .collect(),
+    };
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(100));
     Ok(schedule.forward_snapshots(&x0, every, &mut rng)?)
 }

@@ -12,8 +12,10 @@ use std::time::Instant;
 
 use models::{ExactMixture, NoisePredictor, NoisyClassifier};
 use rand::{rngs::StdRng, SeedableRng};
+use sampler::knn::Grid2;
 use sampler::metrics::{
     energy_distance, energy_noise_floor, guided_precision, std_ratio, total_std, widen,
+    EnergyReference,
 };
 use sampler::{ClassifierFreeGuidance, ClassifierGuidance, GuidanceGradient, SamplerConfig};
 use serde::{Deserialize, Serialize};
@@ -137,7 +139,7 @@ enum Judge {
     },
     /// The training rows and labels, and each class's held-out rows (standardised).
     Data {
-        train: Vec<f64>,
+        train: Grid2,
         labels: Vec<u32>,
         heldout: Vec<Vec<f64>>,
         class_std: Vec<f64>,
@@ -285,11 +287,18 @@ pub fn guidance(
                     .flat_map(|(p, _)| p.iter().copied())
                     .collect();
                 let floor_n = n.min(own.len() / 2).max(1);
-                floors
-                    .push(data_noise_floor(&own, h, floor_n, seed.wrapping_add(40 + c as u64)).p95);
+                floors.push(
+                    data_noise_floor(
+                        &own,
+                        &EnergyReference::new(h, 2),
+                        floor_n,
+                        seed.wrapping_add(40 + c as u64),
+                    )
+                    .p95,
+                );
             }
             let judge = Judge::Data {
-                train,
+                train: Grid2::new(&train),
                 labels,
                 heldout,
                 class_std,

@@ -12,7 +12,8 @@
 //!   files come from different runs.
 //! - [`sample()`] samples with the recipe's schedule, unguided and guided to each class,
 //!   and evaluates the samples ([`SamplingMetrics`]), with DDPM or a few-step solver
-//!   ([`SamplerChoice`]).
+//!   ([`SamplerChoice`]); the evaluation and the figures cost the same from a few
+//!   thousand samples on ([`sample::evaluate`], [`sample::FIGURE_POINTS`]).
 //! - [`samplers()`] measures every sampler's cost/quality frontier, with the learned
 //!   denoiser and with the exact score ([`SamplersReport`]).
 //! - [`guidance()`] sweeps classifier guidance's scale and classifier-free guidance's

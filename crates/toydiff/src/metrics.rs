@@ -141,10 +141,13 @@ pub struct FloorMetrics {
     pub mean: f64,
     /// Sample size of each side.
     pub n: usize,
-    /// 95th percentile (nearest rank).
+    /// 95th percentile (nearest rank) over the repeats.
     pub p95: f64,
     /// Pairs drawn.
     pub repeats: usize,
+    /// Standard error of `mean` over the repeats (the floor's own Monte Carlo error).
+    #[serde(default)]
+    pub std_error: f64,
 }
 
 impl From<sampler::metrics::NoiseFloor> for FloorMetrics {
@@ -154,6 +157,7 @@ impl From<sampler::metrics::NoiseFloor> for FloorMetrics {
             n: f.n,
             p95: f.p95,
             repeats: f.repeats,
+            std_error: f.std_error,
         }
     }
 }
@@ -167,7 +171,13 @@ pub struct UnguidedMetrics {
     pub class_fractions: Option<Vec<f64>>,
     /// Energy distance to the reference.
     pub energy_distance: f64,
-    /// Its noise floor.
+    /// Reference points behind it (a fresh sample of the mixture, or held-out rows).
+    #[serde(default)]
+    pub energy_distance_reference_size: usize,
+    /// Samples behind it: every sample up to 5,000, else a seeded subsample of 5,000.
+    #[serde(default)]
+    pub energy_distance_sample_size: usize,
+    /// Its noise floor, at the size evaluated.
     pub energy_noise_floor: FloorMetrics,
     /// Fraction of samples in the cluster of class 0 (exact reference only).
     pub mode_balance: Option<f64>,
@@ -180,10 +190,17 @@ pub struct UnguidedMetrics {
 /// A guided run towards one class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuidedMetrics {
+    /// Points of the class's Gaussian behind `energy_distance_to_class` (exact reference only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_distance_reference_size: Option<usize>,
+    /// Samples behind `energy_distance_to_class`: every sample up to 5,000, else a seeded
+    /// subsample of 5,000 (exact reference only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_distance_sample_size: Option<usize>,
     /// Energy distance to a sample of the class's own Gaussian (exact reference only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_distance_to_class: Option<f64>,
-    /// Its noise floor (exact reference only).
+    /// Its noise floor, at the size evaluated (exact reference only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_noise_floor: Option<FloorMetrics>,
     /// Per-mode statistics (exact reference only).
@@ -194,6 +211,9 @@ pub struct GuidedMetrics {
     /// How a sample's class is decided without an exact posterior.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision_rule: Option<String>,
+    /// Samples behind `precision` (every sample of the run).
+    #[serde(default)]
+    pub precision_sample_size: usize,
     /// The class's name.
     pub target_class: String,
 }
@@ -216,6 +236,7 @@ mod tests {
             n: 500,
             p95: 0.02,
             repeats: 40,
+            std_error: 0.001,
         };
         let mode = ModeMetrics {
             count: 250,
@@ -225,11 +246,14 @@ mod tests {
             std: vec![1.0, 1.0],
         };
         let guided = GuidedMetrics {
+            energy_distance_reference_size: Some(500),
+            energy_distance_sample_size: Some(500),
             energy_distance_to_class: Some(0.1),
             energy_noise_floor: Some(floor),
             modes: Some(vec![mode.clone()]),
             precision: 1.0,
             precision_rule: Some("rule".into()),
+            precision_sample_size: 500,
             target_class: "0".into(),
         };
         let metrics = Metrics {
@@ -267,6 +291,8 @@ mod tests {
                 unguided: UnguidedMetrics {
                     class_fractions: Some(vec![0.5, 0.5]),
                     energy_distance: 0.001,
+                    energy_distance_reference_size: 500,
+                    energy_distance_sample_size: 500,
                     energy_noise_floor: floor,
                     mode_balance: Some(0.5),
                     modes: Some(vec![mode]),

@@ -2,7 +2,9 @@
 //! checkpoint folder `train` wrote (the notebook's section 8): the GIF, the samples as
 //! CSV in the data's own units, and their metrics. The sampler is the notebook's DDPM
 //! over all T steps by default, or DDIM, the probability-flow ODE (Euler, Heun) or
-//! DPM-Solver++(2M) over K of them ([`SamplerChoice`]).
+//! DPM-Solver++(2M) over K of them ([`SamplerChoice`]). Any n: the figures draw at most
+//! [`FIGURE_POINTS`] points a series (the snapshots keep only those rows), the energy
+//! distances use at most [`EVAL_SAMPLES`] samples ([`evaluate`]), the CSVs every sample.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,11 @@ use std::time::Instant;
 
 use models::{ClassifierNet, ConditionalDenoiserNet, DenoiserNet, NoisyClassifier};
 use rand::{rngs::StdRng, SeedableRng};
-use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, mode_stats, widen};
+use sampler::knn::Grid2;
+use sampler::metrics::{
+    energy_distance, energy_noise_floor, guided_precision, map_on_cores, mode_stats,
+    subsample_rows, widen, EnergyReference, NoiseFloor,
+};
 use sampler::{
     sample_observed, sample_solver_observed, timesteps, ClassifierFreeGuidance, ClassifierGuidance,
     GuidanceGradient, ReverseVariance, SampleRun, SamplerConfig, Solver,
@@ -29,10 +35,54 @@ use crate::output::{OutDir, Timings};
 use crate::recipe::{Recipe, RecipeError, RecipeFile, RECIPE_FORMAT};
 use crate::train::{CONDITIONAL_FILE, RECIPE_FILE, RUN_ID_KEY};
 
-/// Pairs of samples behind each energy-distance noise floor.
-const FLOOR_REPEATS: usize = 40;
+/// Pairs of samples behind each energy-distance noise floor, up to 1,000 points a side.
+pub const FLOOR_REPEATS: usize = 40;
+/// The fewest pairs behind a noise floor at any size.
+pub const MIN_FLOOR_REPEATS: usize = 10;
+/// Point pairs one noise floor may cost: an energy distance between two samples of m
+/// points sums 3m² distances, so 40 repeats at m = 1,000.
+pub const FLOOR_PAIR_BUDGET: usize = FLOOR_REPEATS * 3 * 1000 * 1000;
+/// Samples (and reference points) behind each energy distance: larger runs are
+/// evaluated on a seeded subsample of this size, the noise floor at the same size.
+pub const EVAL_SAMPLES: usize = 5_000;
+/// Points of each series a figure of points draws (the sampling GIF and PNG, the forward
+/// GIF): larger runs (and larger data sets) are drawn as a seeded subset of this many
+/// rows; the CSVs keep every sample. Every built-in set at its default size (at most
+/// 4,000 rows) and the default 500 samples are drawn whole.
+pub const FIGURE_POINTS: usize = 4_000;
 /// Neighbours voting on a sample's class when no exact posterior exists.
 pub const KNN: usize = 5;
+
+/// The repeats of a noise floor at sample size m: [`FLOOR_REPEATS`] within
+/// [`FLOOR_PAIR_BUDGET`], never fewer than [`MIN_FLOOR_REPEATS`] (40 up to m = 1,000,
+/// 10 from m = 2,000). The floor's own error is its `std_error`.
+pub fn floor_repeats(m: usize) -> usize {
+    (FLOOR_PAIR_BUDGET / (3 * m * m).max(1)).clamp(MIN_FLOOR_REPEATS, FLOOR_REPEATS)
+}
+
+/// The rows a figure draws of `n`: `None` (all of them) up to [`FIGURE_POINTS`], else
+/// [`FIGURE_POINTS`] rows drawn without replacement with `seed`, in increasing order.
+pub fn figure_rows(n: usize, seed: u64) -> Option<Vec<usize>> {
+    (n > FIGURE_POINTS).then(|| {
+        let mut rows =
+            rand::seq::index::sample(&mut StdRng::seed_from_u64(seed), n, FIGURE_POINTS).into_vec();
+        rows.sort_unstable();
+        rows
+    })
+}
+
+/// 1234567 as "1,234,567".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// How to sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -536,6 +586,8 @@ pub fn generate(
         snapshot_every: settings.snapshot_every,
         variance: settings.variance,
         seed: settings.seed.wrapping_add(offset),
+        // The GIF draws these rows only: snapshots of every row would cost n × frames.
+        snapshot_rows: figure_rows(settings.n, settings.seed.wrapping_add(30)),
     };
     let scale = guidance_scale(settings, data);
     let targets = target_classes(settings, data)?;
@@ -693,17 +745,40 @@ pub(crate) fn class_color(c: usize, n_classes: usize) -> Color {
 
 /// Every frame of `guided_vs_unguided_generation.gif`: unguided (left) and guided (right),
 /// the titles naming the sampler of `plan` (the one `runs` came from) unless it is ddpm.
+///
+/// Every series draws at most [`FIGURE_POINTS`] points: the data's rows a seeded subset
+/// of them ([`figure_rows`] with seed [`FIGURE_DATA_SEED`]), the samples the rows their
+/// runs' snapshots kept; a series drawn in part says so in the legend ("4,000 of
+/// 1,000,000").
 pub fn frames(data: &Prepared, runs: &Runs, plan: &SamplerPlan) -> Vec<Vec<Panel>> {
-    let original: Vec<(f64, f64)> = data
+    let rows = data.points.nrows();
+    let all: Vec<(f64, f64)> = data
         .points
         .rows()
         .into_iter()
         .map(|r| (r[0], r[1]))
         .collect();
+    let original = match figure_rows(rows, FIGURE_DATA_SEED) {
+        None => all,
+        Some(keep) => keep.iter().map(|&r| all[r]).collect(),
+    };
     let note = sampler_note(plan);
     (0..runs.unguided.snapshots.len())
         .map(|k| frame(data, &original, runs, &note, k))
         .collect()
+}
+
+/// The seed of the data rows the sampling figures draw when there are more than
+/// [`FIGURE_POINTS`].
+pub const FIGURE_DATA_SEED: u64 = 1234;
+
+/// A series' legend: `label`, and "(shown of total)" when only part of it is drawn.
+fn part_label(label: &str, shown: usize, total: usize) -> String {
+    if shown < total {
+        format!("{label} ({} of {})", thousands(shown), thousands(total))
+    } else {
+        label.to_string()
+    }
 }
 
 /// `guided_vs_unguided_generation.gif` from its frames.
@@ -782,12 +857,24 @@ fn frame(
     let t = runs.unguided.snapshots[k].t;
     let (x_range, y_range) = data.axes();
     let names = &data.meta.column_names;
+    let data_label = part_label("Original data", original.len(), data.points.nrows());
     let base = || {
-        PointSeries::new("Original data", original.to_vec(), Color::BLUE)
+        PointSeries::new(data_label.clone(), original.to_vec(), Color::BLUE)
             .alpha(0.25)
             .radius(2)
     };
     let pts = |run: &SampleRun| pairs(&original_units(data, &run.snapshots[k].points));
+    // Rows drawn and rows sampled (the snapshots may keep a subset).
+    let counts = |run: &SampleRun| {
+        (
+            run.snapshots[k].points.len() / 2,
+            run.final_points().len() / 2,
+        )
+    };
+    let label = |name: &str, run: &SampleRun| {
+        let (shown, total) = counts(run);
+        part_label(name, shown, total)
+    };
     let left = Scatter {
         title: format!("Unguided{note}, t = {t}"),
         x_label: names[0].clone(),
@@ -796,9 +883,13 @@ fn frame(
         y_range,
         series: vec![
             base(),
-            PointSeries::new("Unguided", pts(&runs.unguided), Color::GRAY)
-                .alpha(0.5)
-                .radius(3),
+            PointSeries::new(
+                label("Unguided", &runs.unguided),
+                pts(&runs.unguided),
+                Color::GRAY,
+            )
+            .alpha(0.5)
+            .radius(3),
         ],
     };
     let mut right = Scatter {
@@ -814,13 +905,13 @@ fn frame(
     }
     let c = data.meta.class_names.len();
     for &(class, ref run) in &runs.guided {
-        let label = if data.meta.is_notebook() {
+        let name = if data.meta.is_notebook() {
             format!("Guided c={class}")
         } else {
             format!("Guided: {}", data.meta.class_names[class])
         };
         right.series.push(
-            PointSeries::new(label, pts(run), class_color(class, c))
+            PointSeries::new(label(&name, run), pts(run), class_color(class, c))
                 .alpha(0.6)
                 .radius(3),
         );
@@ -837,32 +928,58 @@ fn modes(points: &[f64], truth: &GaussianMixture) -> Vec<ModeMetrics> {
 
 /// The `sampling` block of metrics.json. With an exact reference (the data is a known
 /// Gaussian mixture) samples are compared with it; otherwise with the held-out data.
+///
+/// Cost bounded whatever n and the data's size: each energy distance is computed on a
+/// seeded subsample of at most [`EVAL_SAMPLES`] samples against at most as many reference
+/// points, its noise floor at the size evaluated with [`floor_repeats`] pairs; the
+/// per-sample statistics (modes, precision, class fractions) use every sample, the
+/// k-nearest-neighbour votes through a grid index ([`Grid2`]). Each size is recorded
+/// beside its number. Up to [`EVAL_SAMPLES`] samples (the default 500) nothing is
+/// subsampled.
 pub fn evaluate(
     settings: &SampleSettings,
     plan: &SamplerPlan,
     data: &Prepared,
     runs: &Runs,
 ) -> Result<SamplingMetrics> {
+    evaluate_with_limit(settings, plan, data, runs, EVAL_SAMPLES)
+}
+
+/// [`evaluate`] with `limit` in place of [`EVAL_SAMPLES`] (the samples and reference
+/// points behind each energy distance).
+pub fn evaluate_with_limit(
+    settings: &SampleSettings,
+    plan: &SamplerPlan,
+    data: &Prepared,
+    runs: &Runs,
+    limit: usize,
+) -> Result<SamplingMetrics> {
     let seed = settings.seed.wrapping_add(20);
     let n = settings.n;
+    // The samples behind an energy distance, and the seed of run i's subsample.
+    let m = n.min(limit);
+    let subsample_seed = |run: u64| seed.wrapping_add(40 + run);
     let mut guided = BTreeMap::new();
     let unguided = match data.meta.truth() {
         Some(truth) => {
             let mut rng = StdRng::seed_from_u64(seed);
-            let floor = energy_noise_floor(&truth, n, FLOOR_REPEATS, seed.wrapping_add(1));
-            let fresh = truth.sample(n, &mut rng);
+            let floor = energy_noise_floor(&truth, m, floor_repeats(m), seed.wrapping_add(1));
+            let fresh = truth.sample(m, &mut rng);
             let points = original_units(data, runs.unguided.final_points());
-            let m = modes(&points, &truth);
+            let evaluated = subsample_rows(&points, 2, m, subsample_seed(0));
+            let m_ = modes(&points, &truth);
             let entry = UnguidedMetrics {
                 class_fractions: None,
                 energy_distance: energy_distance(
-                    &points,
+                    &evaluated,
                     fresh.as_slice().expect("standard layout"),
                     2,
                 ),
+                energy_distance_reference_size: m,
+                energy_distance_sample_size: m,
                 energy_noise_floor: floor.into(),
-                mode_balance: Some(m[0].fraction),
-                modes: Some(m),
+                mode_balance: Some(m_[0].fraction),
+                modes: Some(m_),
                 reference: "exact mixture".into(),
             };
             for &(class, ref run) in &runs.guided {
@@ -875,16 +992,19 @@ pub fn evaluate(
                 )?;
                 let class_floor = energy_noise_floor(
                     &component,
-                    n,
-                    FLOOR_REPEATS,
+                    m,
+                    floor_repeats(m),
                     seed.wrapping_add(2 + class as u64),
                 );
-                let reference = component.sample(n, &mut rng);
+                let reference = component.sample(m, &mut rng);
+                let evaluated = subsample_rows(&points, 2, m, subsample_seed(1 + class as u64));
                 guided.insert(
                     format!("guided_{}", file_safe(&data.meta.class_names[class])),
                     GuidedMetrics {
+                        energy_distance_reference_size: Some(m),
+                        energy_distance_sample_size: Some(m),
                         energy_distance_to_class: Some(energy_distance(
-                            &points,
+                            &evaluated,
                             reference.as_slice().expect("standard layout"),
                             2,
                         )),
@@ -892,6 +1012,7 @@ pub fn evaluate(
                         modes: Some(modes(&points, &truth)),
                         precision: guided_precision(&points, &truth, class),
                         precision_rule: None,
+                        precision_sample_size: points.len() / 2,
                         target_class: data.meta.class_names[class].clone(),
                     },
                 );
@@ -900,27 +1021,42 @@ pub fn evaluate(
         }
         None => {
             // Compared in standardised units, so both axes weigh the same.
-            let heldout: Vec<f64> = widen(&data.heldout_standardised());
+            let heldout_rows: Vec<f64> = widen(&data.heldout_standardised());
+            let heldout = subsample_rows(&heldout_rows, 2, limit, seed.wrapping_add(60));
+            let reference = EnergyReference::new(&heldout, 2);
             let train: Vec<f64> = widen(&data.train_standardised());
             let points = widen(runs.unguided.final_points());
-            let floor = data_noise_floor(&train, &heldout, n, seed);
+            let floor = data_noise_floor(&train, &reference, m, seed);
+            let evaluated = subsample_rows(&points, 2, m, subsample_seed(0));
             let train_labels = data.labels_of(false);
             let c = data.meta.class_names.len();
-            let class_fractions = train_labels.as_ref().map(|labels| {
-                let votes = knn_labels(&points, &train, labels, c);
+            let grid = train_labels.as_ref().map(|_| Grid2::new(&train));
+            let votes_of = |points: &[f64]| -> Vec<usize> {
+                let (grid, labels) = (grid.as_ref(), train_labels.as_deref());
+                knn_labels(
+                    points,
+                    grid.expect("labelled"),
+                    labels.expect("labelled"),
+                    c,
+                )
+            };
+            let class_fractions = train_labels.as_ref().map(|_| {
+                let votes = votes_of(&points);
                 (0..c)
                     .map(|k| votes.iter().filter(|&&v| v == k).count() as f64 / votes.len() as f64)
                     .collect()
             });
-            if let Some(labels) = &train_labels {
+            if train_labels.is_some() {
                 for &(class, ref run) in &runs.guided {
                     let points = widen(run.final_points());
-                    let votes = knn_labels(&points, &train, labels, c);
+                    let votes = votes_of(&points);
                     let precision =
                         votes.iter().filter(|&&v| v == class).count() as f64 / votes.len() as f64;
                     guided.insert(
                         format!("guided_{}", file_safe(&data.meta.class_names[class])),
                         GuidedMetrics {
+                            energy_distance_reference_size: None,
+                            energy_distance_sample_size: None,
                             energy_distance_to_class: None,
                             energy_noise_floor: None,
                             modes: None,
@@ -928,6 +1064,7 @@ pub fn evaluate(
                             precision_rule: Some(format!(
                                 "majority of the {KNN} nearest training points"
                             )),
+                            precision_sample_size: votes.len(),
                             target_class: data.meta.class_names[class].clone(),
                         },
                     );
@@ -935,7 +1072,9 @@ pub fn evaluate(
             }
             UnguidedMetrics {
                 class_fractions,
-                energy_distance: energy_distance(&points, &heldout, 2),
+                energy_distance: reference.energy_distance(&evaluated),
+                energy_distance_reference_size: reference.rows(),
+                energy_distance_sample_size: evaluated.len() / 2,
                 energy_noise_floor: floor.into(),
                 mode_balance: None,
                 modes: None,
@@ -964,52 +1103,64 @@ pub fn evaluate(
 }
 
 /// The energy distance between `n` training points (drawn without replacement) and the
-/// held-out rows, over repeats: what a perfect sampler would score against the held-out
-/// data, from the data alone.
+/// held-out `reference`, over [`floor_repeats`] repeats: what a perfect sampler would
+/// score against the held-out data, from the data alone. The subsets are drawn in order
+/// from `seed`, the distances on every core (the same values as on one).
 pub fn data_noise_floor(
     train: &[f64],
-    heldout: &[f64],
+    reference: &EnergyReference,
     n: usize,
     seed: u64,
-) -> sampler::metrics::NoiseFloor {
+) -> NoiseFloor {
     use rand::seq::index::sample as choose;
     let rows = train.len() / 2;
     let take = n.min(rows);
     let mut rng = StdRng::seed_from_u64(seed);
-    let values: Vec<f64> = (0..FLOOR_REPEATS)
+    let subsets: Vec<Vec<f64>> = (0..floor_repeats(take))
         .map(|_| {
             let idx = choose(&mut rng, rows, take);
-            let subset: Vec<f64> = idx
-                .iter()
+            idx.iter()
                 .flat_map(|i| [train[2 * i], train[2 * i + 1]])
-                .collect();
-            energy_distance(&subset, heldout, 2)
+                .collect()
         })
         .collect();
-    sampler::metrics::NoiseFloor::from_values(values, take)
+    let values = map_on_cores(&subsets, |subset| reference.energy_distance(subset));
+    NoiseFloor::from_values(values, take)
 }
 
-/// The majority label of the `KNN` nearest training points of each point (ties: lowest class).
-pub fn knn_labels(points: &[f64], train: &[f64], labels: &[u32], n_classes: usize) -> Vec<usize> {
+/// The majority label among the `KNN` nearest neighbours (ties: lowest class).
+fn majority(neighbours: &[(f64, usize)], labels: &[u32], n_classes: usize) -> usize {
+    let mut counts = vec![0usize; n_classes];
+    for &(_, row) in neighbours {
+        counts[labels[row] as usize] += 1;
+    }
+    (0..n_classes)
+        .max_by_key(|&k| (counts[k], std::cmp::Reverse(k)))
+        .unwrap_or(0)
+}
+
+/// The majority label of the `KNN` nearest training points (`grid` of the training rows,
+/// `labels` theirs) of each point (ties between classes: lowest class; between equally
+/// near points: the lower training row). Points are shared among the cores.
+pub fn knn_labels(points: &[f64], grid: &Grid2, labels: &[u32], n_classes: usize) -> Vec<usize> {
+    let queries: Vec<[f64; 2]> = points.chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+    map_on_cores(&queries, |&p| {
+        majority(&grid.nearest(p, KNN), labels, n_classes)
+    })
+}
+
+/// [`knn_labels`] by scanning every training point for every query: the slow reference.
+pub fn knn_labels_scan(
+    points: &[f64],
+    train: &[f64],
+    labels: &[u32],
+    n_classes: usize,
+) -> Vec<usize> {
     points
         .chunks_exact(2)
         .map(|p| {
-            let mut best: Vec<(f64, u32)> = Vec::with_capacity(KNN + 1);
-            for (q, &l) in train.chunks_exact(2).zip(labels) {
-                let d = (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2);
-                if best.len() < KNN || d < best[best.len() - 1].0 {
-                    let pos = best.partition_point(|b| b.0 <= d);
-                    best.insert(pos, (d, l));
-                    best.truncate(KNN);
-                }
-            }
-            let mut counts = vec![0usize; n_classes];
-            for (_, l) in best {
-                counts[l as usize] += 1;
-            }
-            (0..n_classes)
-                .max_by_key(|&k| (counts[k], std::cmp::Reverse(k)))
-                .unwrap_or(0)
+            let best = sampler::knn::nearest_scan(train, [p[0], p[1]], KNN);
+            majority(&best, labels, n_classes)
         })
         .collect()
 }
@@ -1017,6 +1168,174 @@ pub fn knn_labels(points: &[f64], train: &[f64], labels: &[u32], n_classes: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run whose every snapshot and sample is `points` (f32, row-major).
+    fn fake_run(points: Vec<f32>) -> SampleRun {
+        SampleRun {
+            dim: 2,
+            snapshots: vec![sampler::Snapshot {
+                t: 0,
+                points: points.clone(),
+            }],
+            samples: points,
+        }
+    }
+
+    fn draws(m: &GaussianMixture, n: usize, seed: u64) -> Vec<f32> {
+        let s = m.sample(n, &mut StdRng::seed_from_u64(seed));
+        s.iter().map(|&v| v as f32).collect()
+    }
+
+    #[test]
+    fn evaluation_subsamples_above_its_limit_and_records_every_size() {
+        use crate::{RecipeParams, Silent};
+        let n = 600;
+        let settings = SampleSettings {
+            n,
+            ..SampleSettings::default()
+        };
+        let plan = settings.sampler.plan(500).unwrap();
+        for dataset in [None, Some(toy_data::BuiltinSet::Moons)] {
+            let recipe = RecipeParams {
+                dataset,
+                n_data: dataset.map(|_| 3000),
+                ..RecipeParams::default()
+            }
+            .check()
+            .unwrap();
+            let data = Prepared::from_recipe(&recipe, 1, &Silent).unwrap();
+            // Samples of the data's own law where it is known; of the training rows else.
+            let sample = |seed: u64| match data.meta.truth() {
+                Some(truth) => draws(&truth, n, seed),
+                None => {
+                    let train = widen(&data.train_standardised());
+                    let rows = subsample_rows(&train, 2, n, seed);
+                    rows.iter().map(|&v| v as f32).collect()
+                }
+            };
+            let runs = Runs {
+                unguided: fake_run(sample(1)),
+                guided: vec![(0, fake_run(sample(2))), (1, fake_run(sample(3)))],
+                free_weight: None,
+            };
+            let full = evaluate_with_limit(&settings, &plan, &data, &runs, 1000).unwrap();
+            let cut = evaluate_with_limit(&settings, &plan, &data, &runs, 200).unwrap();
+            let points = original_units(&data, runs.unguided.final_points());
+            let (u, c) = (&full.unguided, &cut.unguided);
+            // Under the limit: every sample, as before the limit existed (the same bits).
+            let expected = match data.meta.truth() {
+                Some(truth) => {
+                    let fresh = truth.sample(n, &mut StdRng::seed_from_u64(settings.seed + 20));
+                    assert_eq!(u.energy_distance_reference_size, n);
+                    energy_distance(&points, fresh.as_slice().unwrap(), 2)
+                }
+                None => {
+                    let heldout = widen(&data.heldout_standardised());
+                    assert_eq!(u.energy_distance_reference_size, 600, "20% of 3,000 rows");
+                    energy_distance(&widen(runs.unguided.final_points()), &heldout, 2)
+                }
+            };
+            assert_eq!(u.energy_distance.to_bits(), expected.to_bits());
+            assert_eq!(
+                (u.energy_distance_sample_size, u.energy_noise_floor.n),
+                (n, n)
+            );
+            assert_eq!(u.energy_noise_floor.repeats, floor_repeats(n));
+            // Over it: 200 samples against 200 reference points, the floor at 200.
+            assert_eq!(
+                (
+                    c.energy_distance_sample_size,
+                    c.energy_distance_reference_size
+                ),
+                (200, 200)
+            );
+            assert_eq!(
+                (c.energy_noise_floor.n, c.energy_noise_floor.repeats),
+                (200, 40)
+            );
+            // The samples follow the reference's law, so the distance is sampling noise:
+            // p95 is its 95th percentile at this size, three times it far in the tail.
+            assert!(
+                c.energy_distance.abs() < 3.0 * c.energy_noise_floor.p95,
+                "{} vs {:?}",
+                c.energy_distance,
+                c.energy_noise_floor
+            );
+            assert!(c.energy_noise_floor.std_error > 0.0);
+            for g in cut.guided.values() {
+                // Precision uses every sample; the distances (exact reference only) 200.
+                assert_eq!(g.precision_sample_size, n);
+                if let Some(floor) = g.energy_noise_floor {
+                    assert_eq!(g.energy_distance_sample_size, Some(200));
+                    assert_eq!(g.energy_distance_reference_size, Some(200));
+                    assert_eq!((floor.n, floor.repeats), (200, 40));
+                }
+            }
+            // Per-sample statistics do not depend on the limit.
+            assert_eq!(u.modes, c.modes);
+            assert_eq!(u.class_fractions, c.class_fractions);
+            let precisions =
+                |m: &SamplingMetrics| m.guided.values().map(|g| g.precision).collect::<Vec<_>>();
+            assert_eq!(precisions(&full), precisions(&cut));
+        }
+    }
+
+    #[test]
+    fn knn_votes_through_the_grid_match_the_scan() {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(9);
+        // Training points on a coarse lattice, each twice (duplicates, many equal
+        // distances), three classes, one of only 3 points (fewer than the KNN = 5 votes);
+        // queries inside, on lattice points and far outside.
+        let mut train = Vec::new();
+        let mut labels = Vec::new();
+        for rep in 0..2 {
+            for x in 0..12 {
+                for y in 0..6 {
+                    train.extend([x as f64 * 0.5, y as f64 * 0.5]);
+                    labels.push(((x + y + rep) % 2) as u32);
+                }
+            }
+        }
+        train.extend([9.0, 9.0, 9.1, 9.0, 9.0, 9.1]);
+        labels.extend([2, 2, 2]);
+        let mut points: Vec<f64> = (0..400)
+            .flat_map(|_| {
+                [
+                    rng.random_range(-2..=24) as f64 * 0.25,
+                    rng.random_range(-2..=40) as f64 * 0.25,
+                ]
+            })
+            .collect();
+        points.extend([100.0, 100.0, -50.0, 3.0, 9.05, 9.05]);
+        let grid = Grid2::new(&train);
+        let fast = knn_labels(&points, &grid, &labels, 3);
+        assert_eq!(fast, knn_labels_scan(&points, &train, &labels, 3));
+        // The small class wins near its 3 points even though k = 5 > 3 (3 of 5 votes).
+        assert_eq!(fast[fast.len() - 1], 2);
+    }
+
+    #[test]
+    fn floors_keep_40_repeats_up_to_1000_points_and_figures_draw_stated_rows() {
+        assert_eq!(floor_repeats(500), 40);
+        assert_eq!(floor_repeats(1000), 40);
+        assert_eq!(floor_repeats(1500), 17);
+        assert_eq!(floor_repeats(EVAL_SAMPLES), MIN_FLOOR_REPEATS);
+        assert_eq!(figure_rows(FIGURE_POINTS, 1), None);
+        let rows = figure_rows(10 * FIGURE_POINTS, 1).unwrap();
+        assert_eq!(rows.len(), FIGURE_POINTS);
+        assert!(
+            rows.windows(2).all(|w| w[0] < w[1]) && rows[FIGURE_POINTS - 1] < 10 * FIGURE_POINTS
+        );
+        assert_eq!(figure_rows(10 * FIGURE_POINTS, 1), Some(rows));
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(
+            part_label("Unguided", 2000, 12_345),
+            "Unguided (2,000 of 12,345)"
+        );
+        assert_eq!(part_label("Unguided", 500, 500), "Unguided");
+    }
 
     #[test]
     fn titles_name_every_sampler_but_ddpm() {
