@@ -77,32 +77,37 @@ impl NoisePredictor for ClassifierFreeGuidance<'_> {
         self.model.dim()
     }
 
-    /// (1 + w) ε_c − w ε_u with the coefficients rounded to x_t's dtype once (candle's
-    /// `affine`); at w = 0 the conditional prediction itself, bit for bit, and the
-    /// unconditional one is not computed.
+    /// (1 + w) ε_c − w ε_u towards every sample's target (x_t holds the whole run).
     fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
-        self.predict_noise_rows(x_t, t, 0..self.targets.len())
+        self.mix(x_t, t, &self.targets)
     }
 
-    /// The mix for samples `rows` (a chunk of the sampler's batch), towards their targets.
+    /// The same for the rows `rows` of the run, towards their own targets.
     fn predict_noise_rows(
         &self,
         x_rows: &Tensor,
         t: usize,
         rows: std::ops::Range<usize>,
     ) -> candle_core::Result<Tensor> {
-        let Some(targets) = self.targets.get(rows.clone()) else {
-            candle_core::bail!(
-                "rows {rows:?} of a batch guided towards {} targets",
+        let targets = self.targets.get(rows.clone()).ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "rows {rows:?} of a run guided towards {} targets",
                 self.targets.len()
-            );
-        };
+            ))
+        })?;
+        self.mix(x_rows, t, targets)
+    }
+}
+
+impl ClassifierFreeGuidance<'_> {
+    /// (1 + w) ε_c − w ε_u with the coefficients rounded to x_t's dtype once (candle's
+    /// `affine`); at w = 0 the conditional prediction itself, bit for bit, and the
+    /// unconditional one is not computed.
+    fn mix(&self, x_t: &Tensor, t: usize, targets: &[u32]) -> candle_core::Result<Tensor> {
         if self.weight == 0.0 {
-            return self
-                .model
-                .predict_noise_conditional(x_rows, t, Some(targets));
+            return self.model.predict_noise_conditional(x_t, t, Some(targets));
         }
-        let (conditional, unconditional) = self.model.predict_noise_pair(x_rows, t, targets)?;
+        let (conditional, unconditional) = self.model.predict_noise_pair(x_t, t, targets)?;
         conditional.affine(1.0 + self.weight, 0.0)? - unconditional.affine(self.weight, 0.0)?
     }
 }

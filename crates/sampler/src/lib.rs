@@ -867,17 +867,16 @@ mod tests {
             .unwrap()
         };
         assert_eq!(solve(1024), solve(usize::MAX));
-        // Classifier-free guidance is a noise predictor with a target per sample: each
-        // chunk is mixed towards its own rows' targets.
-        let cond_config = models::ConditionalDenoiserConfig {
-            denoiser: den_config.clone(),
-            num_classes: 2,
-        };
-        let (cond, _) = models::init_conditional_denoiser(&cond_config, &mut rng).unwrap();
-        let cond = cond.detached();
-        let targets: Vec<u32> = (0..n as u32).map(|i| (i / 3) % 2).collect();
-        let free = ClassifierFreeGuidance::new(&cond, targets, 2.0).unwrap();
-        let run = |chunk| {
+        // Classifier-free guidance holds a target per sample: each chunk must be mixed
+        // towards its own rows' targets (class 0 for the first 1,300 rows, then class 1,
+        // so the chunk of rows 1,024..2,048 holds both and a chunk reading the first
+        // rows' targets would differ).
+        let exact =
+            models::ExactMixture::new(&toy_data::two_clusters_mixture(), &schedule).unwrap();
+        let conditional = exact.conditional_denoiser();
+        let halves: Vec<u32> = (0..n).map(|i| u32::from(i >= 1300)).collect();
+        let free = ClassifierFreeGuidance::new(&conditional, halves, 2.0).unwrap();
+        let run_free = |chunk| {
             sample_with(
                 &free,
                 &schedule,
@@ -889,7 +888,14 @@ mod tests {
             )
             .unwrap()
         };
-        assert_eq!(run(1024), run(usize::MAX));
+        assert_eq!(run_free(1024), run_free(usize::MAX));
+        // Each half guided towards its own cluster, at (−2, −2) and (2, 2): the halves'
+        // mean x lie on either side of 0 (about ±0.94 after T = 12 coarse steps).
+        let x0 = run_free(usize::MAX).final_points().to_vec();
+        let mean_x =
+            |p: &[f32]| p.chunks(2).map(|q| q[0] as f64).sum::<f64>() / (p.len() / 2) as f64;
+        let (first, second) = (mean_x(&x0[..2 * 1300]), mean_x(&x0[2 * 1300..]));
+        assert!(first < -0.5 && second > 0.5, "{first} {second}");
     }
 
     #[test]

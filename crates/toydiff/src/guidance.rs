@@ -137,9 +137,10 @@ enum Judge {
         references: Vec<Vec<f64>>,
         class_std: Vec<f64>,
     },
-    /// The training rows and labels, and each class's held-out rows (standardised).
+    /// The training rows (as a k-NN grid) and labels, and each class's held-out rows
+    /// (standardised).
     Data {
-        train: Grid2,
+        grid: Grid2,
         labels: Vec<u32>,
         heldout: Vec<Vec<f64>>,
         class_std: Vec<f64>,
@@ -164,13 +165,13 @@ impl Judge {
                 )
             }
             Judge::Data {
-                train,
+                grid,
                 labels,
                 heldout,
                 class_std,
             } => {
                 let p = widen(points);
-                let votes = knn_labels(&p, train, labels, heldout.len());
+                let votes = knn_labels(&p, grid, labels, heldout.len());
                 let hits = votes.iter().filter(|&&v| v == class).count();
                 (
                     hits as f64 / votes.len().max(1) as f64,
@@ -287,18 +288,14 @@ pub fn guidance(
                     .flat_map(|(p, _)| p.iter().copied())
                     .collect();
                 let floor_n = n.min(own.len() / 2).max(1);
+                let reference = EnergyReference::new(h, 2);
                 floors.push(
-                    data_noise_floor(
-                        &own,
-                        &EnergyReference::new(h, 2),
-                        floor_n,
-                        seed.wrapping_add(40 + c as u64),
-                    )
-                    .p95,
+                    data_noise_floor(&own, &reference, floor_n, seed.wrapping_add(40 + c as u64))
+                        .p95,
                 );
             }
             let judge = Judge::Data {
-                train: Grid2::new(&train),
+                grid: Grid2::new(&train),
                 labels,
                 heldout,
                 class_std,
