@@ -1238,8 +1238,8 @@ fn scaling(rounds: usize) -> anyhow::Result<Value> {
 
 /// Sample counts of the whole-`sample` rows of `--commands`.
 const COMMAND_SAMPLES: [usize; 3] = [10_000, 100_000, 1_000_000];
-/// CSV rows of the `train` + `sample` rows of `--commands`.
-const COMMAND_ROWS: [usize; 3] = [10_000, 100_000, 1_000_000];
+/// CSV rows of the `train` + `sample` rows of `--commands` (1,000: the notebook's size, the reference of the target).
+const COMMAND_ROWS: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 
 /// Peak resident memory (VmHWM) of process `pid` so far, in kB.
 fn vm_hwm_of_kb(pid: u32) -> Option<u64> {

@@ -461,7 +461,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3, value_parser = whole(1, 20), allow_negative_numbers = true)]
     pub scaling_rounds: usize,
     /// Only time the whole commands: `xtask sample` at 10,000, 100,000 and 1,000,000
-    /// samples and `train` + `sample` on CSVs of 10,000, 100,000 and 1,000,000 rows (wall
+    /// samples and `train` + `sample` on CSVs of 1,000, 10,000, 100,000 and 1,000,000 rows (wall
     /// time and peak memory, one child process each; about 20 min on two cores).
     /// `--scaling` runs them too, after its own tables
     #[arg(long)]

@@ -343,8 +343,8 @@ struct ClassInput<'a> {
     dropout: f64,
 }
 
-/// A batch's loss from (input rows, noise, batch size).
-type LossOf<'a> = dyn Fn(&[f32], &[f32], usize) -> candle_core::Result<Tensor> + 'a;
+/// The loss of one batch: (input rows, noise, batch size) → the scalar loss tensor.
+type BatchLoss<'a> = dyn Fn(&[f32], &[f32], usize) -> candle_core::Result<Tensor> + 'a;
 
 /// The noise-prediction loop shared by [`train_denoiser`] and
 /// [`train_conditional_denoiser`]: per step the random numbers (indices, steps, noise,
@@ -356,7 +356,7 @@ fn noise_prediction_loop(
     classes: Option<ClassInput<'_>>,
     mut rng: StdRng,
     mut opt: Adam,
-    loss_of: &LossOf<'_>,
+    loss_of: &BatchLoss<'_>,
     on_step: &mut dyn FnMut(usize, f32),
 ) -> Result<Vec<f32>> {
     let (data, dim, n) = (setup.data, setup.dim, setup.n);

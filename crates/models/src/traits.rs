@@ -12,10 +12,10 @@ pub trait NoisePredictor {
     /// ε(x_t, t) for a batch x_t (n × d, f32) all at the same 1-based step t.
     fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor>;
 
-    /// ε for the rows `rows` of a run's batch only, `x_rows` holding those rows: a sampler
-    /// evaluates a large batch a chunk of rows at a time. The default is
-    /// [`Self::predict_noise`] on `x_rows`, right for any model whose rows are independent
-    /// and alike; one with per-sample state (a target class per sample) must use `rows`.
+    /// ε for the rows `rows` of a run's batch, `x_rows` holding those rows (samplers call
+    /// a large batch chunk by chunk). The default is [`Self::predict_noise`] on `x_rows`,
+    /// right for any model whose rows are independent and alike; one with per-sample
+    /// state (a target class per sample) must use `rows`.
     fn predict_noise_rows(
         &self,
         x_rows: &Tensor,

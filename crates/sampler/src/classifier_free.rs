@@ -77,32 +77,32 @@ impl NoisePredictor for ClassifierFreeGuidance<'_> {
         self.model.dim()
     }
 
-    /// (1 + w) ε_c − w ε_u towards every sample's target (x_t holds the whole run).
+    /// (1 + w) ε_c − w ε_u with the coefficients rounded to x_t's dtype once (candle's
+    /// `affine`); at w = 0 the conditional prediction itself, bit for bit, and the
+    /// unconditional one is not computed.
     fn predict_noise(&self, x_t: &Tensor, t: usize) -> candle_core::Result<Tensor> {
         self.mix(x_t, t, &self.targets)
     }
 
-    /// The same for the rows `rows` of the run, towards their own targets.
+    /// The same for samples `rows` only (a chunk of the run's batch), towards their targets.
     fn predict_noise_rows(
         &self,
         x_rows: &Tensor,
         t: usize,
         rows: std::ops::Range<usize>,
     ) -> candle_core::Result<Tensor> {
-        let targets = self.targets.get(rows.clone()).ok_or_else(|| {
-            candle_core::Error::Msg(format!(
-                "rows {rows:?} of a run guided towards {} targets",
-                self.targets.len()
-            ))
-        })?;
-        self.mix(x_rows, t, targets)
+        let n = self.targets.len();
+        match self.targets.get(rows.clone()) {
+            Some(targets) => self.mix(x_rows, t, targets),
+            None => candle_core::bail!(
+                "classifier-free guidance has {n} targets; rows {rows:?} asked for"
+            ),
+        }
     }
 }
 
 impl ClassifierFreeGuidance<'_> {
-    /// (1 + w) ε_c − w ε_u with the coefficients rounded to x_t's dtype once (candle's
-    /// `affine`); at w = 0 the conditional prediction itself, bit for bit, and the
-    /// unconditional one is not computed.
+    /// (1 + w) ε_c − w ε_u for x_t towards `targets` (one a row).
     fn mix(&self, x_t: &Tensor, t: usize, targets: &[u32]) -> candle_core::Result<Tensor> {
         if self.weight == 0.0 {
             return self.model.predict_noise_conditional(x_t, t, Some(targets));
