@@ -88,8 +88,8 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
         }
     })?;
     // The likelihood stage, cheap: 500 points, a 40 × 40 density grid, k ≤ 4. It reads
-    // only the checkpoints: with a second core it runs beside sampling (both stay on one
-    // thread at these sizes), its report kept until sampling has printed its own.
+    // only the checkpoints and runs on this thread right after `sample`, while guidance
+    // (the longer of the two) runs beside them on the second core.
     let quick = toydiff::LikelihoodSettings::quick();
     let likelihood_args = LikelihoodArgs {
         out: out_arg.clone(),
@@ -99,47 +99,52 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
         max_k: quick.max_k,
         ..defaults()
     };
-    let (sampling, likelihood) = std::thread::scope(|scope| -> anyhow::Result<_> {
-        let likelihood_thread = toydiff::train::two_cores().then(|| {
-            scope.spawn(|| {
-                let t = Instant::now();
-                let (result, text) = console::captured(|| crate::likelihood::run(&likelihood_args));
-                (result, text, t.elapsed().as_secs_f64())
-            })
-        });
-        let sampling = stage(&mut timings, "sample+evaluate", || {
-            crate::sample::run(&sample_args)
-        })?;
-        let likelihood = match likelihood_thread {
-            Some(thread) => {
-                say!("\n== likelihood");
-                let (result, text, seconds) =
-                    thread.join().expect("the likelihood thread panicked");
-                console::print(&text);
-                let report = result?;
-                timings.record("stage_likelihood", seconds);
-                report
-            }
-            None => stage(&mut timings, "likelihood", || {
-                crate::likelihood::run(&likelihood_args)
-            })?,
-        };
-        Ok((sampling, likelihood))
-    })?;
-    // Classifier vs classifier-free guidance over their scales (labelled data only).
+    // Classifier vs classifier-free guidance over their scales (labelled data only). It
+    // reads the checkpoints as `sample` does and writes other files: with a second core
+    // it runs beside `sample`, its report kept until `sample` has printed its own.
     let guidance_args = GuidanceArgs {
         out: out_arg.clone(),
         seed: args.seed,
         n: ALL_GUIDANCE_N,
         ..defaults()
     };
-    let guidance = if trained.classes.is_empty() {
-        None
-    } else {
-        Some(stage(&mut timings, "guidance", || {
-            crate::guidance::run(&guidance_args)
-        })?)
-    };
+    let labelled = !trained.classes.is_empty();
+    type Reports = (
+        SamplingMetrics,
+        toydiff::LikelihoodReport,
+        Option<toydiff::GuidanceReport>,
+    );
+    let (sampling, likelihood, guidance) =
+        std::thread::scope(|scope| -> anyhow::Result<Reports> {
+            let guidance_thread = (labelled && toydiff::train::two_cores()).then(|| {
+                scope.spawn(|| {
+                    let t = Instant::now();
+                    let (result, text) = console::captured(|| crate::guidance::run(&guidance_args));
+                    (result, text, t.elapsed().as_secs_f64())
+                })
+            });
+            let sampling = stage(&mut timings, "sample+evaluate", || {
+                crate::sample::run(&sample_args)
+            })?;
+            let likelihood = stage(&mut timings, "likelihood", || {
+                crate::likelihood::run(&likelihood_args)
+            })?;
+            let guidance = match guidance_thread {
+                Some(thread) => {
+                    say!("\n== guidance");
+                    let (result, text, seconds) =
+                        thread.join().expect("the guidance thread panicked");
+                    console::print(&text);
+                    timings.record("stage_guidance", seconds);
+                    Some(result?)
+                }
+                None if labelled => Some(stage(&mut timings, "guidance", || {
+                    crate::guidance::run(&guidance_args)
+                })?),
+                None => None,
+            };
+            Ok((sampling, likelihood, guidance))
+        })?;
     let wall = start.elapsed().as_secs_f64();
     timings.record("all", wall);
     timings.write(&out)?;

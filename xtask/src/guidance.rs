@@ -25,6 +25,6 @@ pub fn run(args: &GuidanceArgs) -> anyhow::Result<GuidanceReport> {
     let start = std::time::Instant::now();
     let report = toydiff::guidance(&settings(args), &dir, &out, &Console::new(), &mut timings)?;
     timings.write(&out)?;
-    println!("guidance: {:.1} s", start.elapsed().as_secs_f64());
+    crate::console::say!("guidance: {:.1} s", start.elapsed().as_secs_f64());
     Ok(report)
 }

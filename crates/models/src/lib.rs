@@ -4,17 +4,23 @@
 //!   `Chain(Dense(3,128,relu), Dense(128,128,relu), Dense(128,2))` on `[x_t; t/T]`.
 //! - [`ClassifierNet`]: p_φ(y | x_t, t), `Embedding(T,32)` + `Chain(Dense(34,64,relu),
 //!   Dense(64,32,relu), Dense(32,C))` on `[x_t; emb(t)]`, for classifier guidance.
+//! - [`ConditionalDenoiserNet`]: ε_θ(x_t, t, y) for classifier-free guidance (Ho &
+//!   Salimans 2022), the denoiser's MLP on `[x_t; t/T; onehot(y)]` with C + 1 class
+//!   columns, the last one the null class ∅; [`train_conditional_denoiser`] trains it with
+//!   label dropout ([`DEFAULT_LABEL_DROPOUT`] = 0.2).
 //! - [`train_denoiser`], [`train_classifier`]: the notebook's loops (Adam, batch 128),
 //!   reproducible bit for bit from one seed.
-//! - [`ExactMixture`] → [`ExactDenoiser`], [`ExactClassifier`]: for Gaussian-mixture data
-//!   the noised data is still a mixture, so ε* and the Bayes classifier are known exactly.
+//! - [`ExactMixture`] → [`ExactDenoiser`], [`ExactClassifier`], [`ExactConditionalDenoiser`]:
+//!   for Gaussian-mixture data the noised data is still a mixture, so ε*, the Bayes
+//!   classifier and each class's ε*(x_t, t, y) are known exactly.
 //! - [`classifier_accuracy`], [`accuracy_curve`], [`denoiser_loss`],
 //!   [`denoiser_loss_floor`], [`bayes_accuracy_closed_form`]: evaluation on seeded data.
 //! - Checkpoints as safetensors bytes ([`DenoiserNet::to_safetensors`],
 //!   [`ClassifierNet::from_safetensors`], …), format below.
 //!
-//! The sampler only needs the two traits [`NoisePredictor`] and [`NoisyClassifier`], which
-//! both the trained nets and the exact references implement. Everything runs in f32 on
+//! The sampler only needs the traits [`NoisePredictor`], [`NoisyClassifier`] and
+//! [`ConditionalNoisePredictor`], which both the trained nets and the exact references
+//! implement. Everything runs in f32 on
 //! candle's CPU device; time steps are 1-based (`t` in `1..=T`).
 //!
 //! # How the nets are computed
@@ -84,6 +90,9 @@
 //! | architecture | `hidden_width` (`"128"`), `hidden_layers` (`"2"`), `time_encoding` (`"scaled"`) | `num_classes` (`"2"`), `embed_dim` (`"32"`), `hidden` (`"64,32"`) |
 //! | `activation` | `"relu"` | `"relu"` |
 //!
+//! The conditional denoiser (`"format": "toydiff-conditional-denoiser-v1"`) has the
+//! denoiser's keys plus `num_classes` (C, `"2"`).
+//!
 //! Denoiser tensors, L = `hidden_layers`, H = `hidden_width`:
 //!
 //! | name | shape |
@@ -92,6 +101,16 @@
 //! | `denoiser.layers.{i}.weight`, 0 < i < L | (H, H) |
 //! | `denoiser.layers.{L}.weight` | (d, H) |
 //! | `denoiser.layers.{i}.bias` | (out,) of the same layer |
+//!
+//! Conditional-denoiser tensors: the denoiser's table under the prefix
+//! `conditional_denoiser`, with a first layer C + 1 inputs wider:
+//!
+//! | name | shape |
+//! |---|---|
+//! | `conditional_denoiser.layers.0.weight` | (H, d + F + C + 1) — input `[x_t, time features, onehot(y)]`; column d + F + c is class c's learned embedding, the last (c = C) the null class ∅ |
+//! | `conditional_denoiser.layers.{i}.weight`, `.bias` | as the denoiser's |
+//!
+//! (F = 1 for `time_encoding = "scaled"`, 16 for `"sinusoidal"`.)
 //!
 //! Classifier tensors, widths `hidden = [h_0, …]`, E = `embed_dim`, C = `num_classes`:
 //!
@@ -115,6 +134,14 @@
 //!     for i in range(L):
 //!         h = relu(dense(p, f"denoiser.layers.{i}", h))
 //!     return dense(p, f"denoiser.layers.{L}", h)
+//!
+//! def conditional_denoiser(p, x, t, y, T, C, L=2):   # y: class per row, C for ∅
+//!     onehot = np.eye(C + 1, dtype=np.float32)[y]
+//!     h = np.concatenate([x, (t / T)[:, None], onehot], axis=1).astype(np.float32)
+//!     for i in range(L):
+//!         h = relu(dense(p, f"conditional_denoiser.layers.{i}", h))
+//!     return dense(p, f"conditional_denoiser.layers.{L}", h)
+//! # classifier-free guidance: (1 + w) * eps(x, t, y) - w * eps(x, t, C)
 //!
 //! def classifier(p, x, t, n_hidden=2):       # logits, shape (n, C)
 //!     e = p["classifier.embedding.weight"][t - 1]

@@ -738,7 +738,7 @@ pub fn side_by_side_figure(
     let c = data.meta.class_names.len();
     let panel = |title: String, runs: &[(usize, Vec<f32>)]| {
         let mut series = vec![
-            PointSeries::new("Original data", original.clone(), Color::BLUE)
+            PointSeries::new("Original data", original.clone(), Color::BLACK)
                 .alpha(0.25)
                 .radius(2),
         ];

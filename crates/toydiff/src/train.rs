@@ -310,8 +310,9 @@ pub fn train(
     let start = Instant::now();
     save_checkpoints(out, recipe, &data, &trained, &run_id)?;
     say!(obs, "wrote {}", out.path(CHECKPOINTS).display());
-    let png = loss_figure(
+    let png = loss_figure_with_conditional(
         &trained.denoiser_losses,
+        trained.conditional.as_ref().map(|c| c.1.as_slice()),
         trained.classifier.as_ref().map(|c| c.1.as_slice()),
         eval.denoiser_floor,
         eval.ce_floor,
@@ -625,14 +626,43 @@ pub fn loss_figure(
     floor: Option<f64>,
     ce_floor: Option<f64>,
 ) -> Result<Vec<u8>> {
+    loss_figure_with_conditional(denoiser, None, classifier, floor, ce_floor)
+}
+
+/// [`loss_figure`], with the conditional denoiser's moving average (the same MSE on the
+/// noise) in the denoiser's panel when there is one.
+pub fn loss_figure_with_conditional(
+    denoiser: &[f32],
+    conditional: Option<&[f32]>,
+    classifier: Option<&[f32]>,
+    floor: Option<f64>,
+    ce_floor: Option<f64>,
+) -> Result<Vec<u8>> {
     let tail_max = |v: &[f32]| 2.5 * tail_mean(v, LOSS_TAIL).max(0.05);
-    let mut panels = vec![loss_panel(
+    let mut denoiser_panel = loss_panel(
         "Denoiser ε_θ: MSE on the noise",
         denoiser,
         Color::BLUE,
         floor,
         tail_max(denoiser).max(1.2),
-    )];
+    );
+    if let (Some(c), Panel::Line(chart)) = (conditional, &mut denoiser_panel) {
+        // The floor is ε*(x_t, t)'s; the class lowers the conditional net's below it.
+        for curve in chart
+            .curves
+            .iter_mut()
+            .filter(|c| c.label.starts_with("exact floor"))
+        {
+            curve.label.push_str(" (without the class)");
+        }
+        let window = (c.len() / 20).clamp(1, 400);
+        chart.curves.push(Curve::new(
+            format!("conditional ε_θ(x_t, t, y), moving average ({window} steps)"),
+            smooth(c, window),
+            Color::GREEN,
+        ));
+    }
+    let mut panels = vec![denoiser_panel];
     if let Some(c) = classifier {
         panels.push(loss_panel(
             "Classifier p(y | x_t, t): cross-entropy",
