@@ -8,3 +8,4 @@ mod checkpoint_format;
 mod common;
 mod fuzz_checkpoint;
 mod guidance_gradient;
+mod noise_divergence;

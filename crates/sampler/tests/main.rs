@@ -6,6 +6,7 @@ mod divergence;
 mod exact_sampling;
 mod free_guidance;
 mod guidance_gradient;
+mod likelihood;
 mod reproducible_bits;
 mod solvers;
 mod trained_guidance;
