@@ -1006,14 +1006,7 @@ fn all_wall(runs: usize) -> anyhow::Result<f64> {
 
 /// Peak resident memory of this process (VmHWM), in kB.
 fn vm_hwm_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    vm_hwm_in_kb("/proc/self/status")
 }
 
 /// `--scaling-one N` (the child of `--scaling`): guided runs of N samples × 500 steps with
@@ -1288,7 +1281,12 @@ const COMMAND_ROWS: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 
 /// Peak resident memory (VmHWM) of process `pid` so far, in kB.
 fn vm_hwm_of_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    vm_hwm_in_kb(&format!("/proc/{pid}/status"))
+}
+
+/// The VmHWM line of a `/proc/…/status` file, in kB.
+fn vm_hwm_in_kb(status_file: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(status_file).ok()?;
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))?

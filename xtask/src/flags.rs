@@ -329,6 +329,15 @@ pub enum VarianceArg {
     Posterior,
 }
 
+impl From<VarianceArg> for sampler::ReverseVariance {
+    fn from(v: VarianceArg) -> Self {
+        match v {
+            VarianceArg::Beta => Self::Beta,
+            VarianceArg::Posterior => Self::Posterior,
+        }
+    }
+}
+
 /// Where the 2-D data comes from: a built-in set or a CSV file.
 #[derive(Debug, Clone, Default, Args)]
 pub struct DataArgs {

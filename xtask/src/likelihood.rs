@@ -1,10 +1,9 @@
 //! `cargo xtask likelihood`: maps the flags to [`toydiff::LikelihoodSettings`] and runs the
 //! library's likelihood stage on the checkpoint folder `train` wrote.
 
-use sampler::ReverseVariance;
 use toydiff::{LikelihoodReport, LikelihoodSettings, OutDir, Timings, CHECKPOINTS};
 
-use crate::flags::{default_out, LikelihoodArgs, VarianceArg};
+use crate::flags::{default_out, LikelihoodArgs};
 use crate::progress::Console;
 
 /// The likelihood settings the flags describe.
@@ -14,10 +13,7 @@ pub fn settings(args: &LikelihoodArgs) -> LikelihoodSettings {
         steps: args.steps,
         grid: args.grid,
         max_k: args.max_k,
-        variance: match args.variance {
-            VarianceArg::Beta => ReverseVariance::Beta,
-            VarianceArg::Posterior => ReverseVariance::Posterior,
-        },
+        variance: args.variance.into(),
         seed: args.seed,
         ..LikelihoodSettings::default()
     }

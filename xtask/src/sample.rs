@@ -3,12 +3,11 @@
 
 use std::path::PathBuf;
 
-use sampler::ReverseVariance;
 use toydiff::{
     OutDir, SampleSettings, SamplerChoice, SamplerKind, SamplingMetrics, Timings, CHECKPOINTS,
 };
 
-use crate::flags::{default_out, SampleArgs, VarianceArg};
+use crate::flags::{default_out, SampleArgs};
 use crate::progress::Console;
 
 /// The sampling settings the flags describe.
@@ -23,10 +22,7 @@ pub fn settings(args: &SampleArgs) -> SampleSettings {
         } else {
             1
         }),
-        variance: match args.variance {
-            VarianceArg::Beta => ReverseVariance::Beta,
-            VarianceArg::Posterior => ReverseVariance::Posterior,
-        },
+        variance: args.variance.into(),
         seed: args.seed,
         sampler: SamplerChoice {
             kind,
