@@ -47,6 +47,7 @@ pub fn run(args: &AllArgs) -> anyhow::Result<()> {
         seed: args.seed,
         steps: args.steps,
         epochs: args.epochs,
+        cond_steps: args.cond_steps,
         data: args.data.clone(),
         net: args.net.clone(),
         schedule: args.schedule,

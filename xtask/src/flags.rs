@@ -116,6 +116,10 @@ pub struct TrainArgs {
     /// else about 8000 steps' worth]
     #[arg(long, value_parser = whole(1, 1_000_000), allow_negative_numbers = true)]
     pub epochs: Option<usize>,
+    /// Conditional denoiser training steps (classifier-free guidance; labelled data only)
+    /// [default: twice --steps for two-clusters, else --steps]
+    #[arg(long, value_name = "STEPS", value_parser = whole(1, 10_000_000), allow_negative_numbers = true)]
+    pub cond_steps: Option<usize>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -471,6 +475,9 @@ pub struct AllArgs {
     /// Classifier epochs [default: 1000 for two-clusters, else about 8000 steps' worth]
     #[arg(long, value_parser = whole(1, 1_000_000), allow_negative_numbers = true)]
     pub epochs: Option<usize>,
+    /// Conditional denoiser steps [default: twice --steps for two-clusters, else --steps]
+    #[arg(long, value_name = "STEPS", value_parser = whole(1, 10_000_000), allow_negative_numbers = true)]
+    pub cond_steps: Option<usize>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]

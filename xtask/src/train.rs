@@ -44,6 +44,7 @@ pub fn recipe(args: &TrainArgs) -> anyhow::Result<Recipe> {
         schedule: args.schedule.map(|s| s.kind()),
         steps: args.steps,
         epochs: args.epochs,
+        cond_steps: args.cond_steps,
         batch: args.batch,
         learning_rate: args.lr,
         cond_dropout: args.cond_dropout,

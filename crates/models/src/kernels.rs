@@ -649,10 +649,20 @@ multiversion! {
             (2, true) => narrow_rows::<2, true>(x, wt, b, spare),
             (3, true) => narrow_rows::<3, true>(x, wt, b, spare),
             (4, true) => narrow_rows::<4, true>(x, wt, b, spare),
+            // The conditional denoiser's [x_t, t/T, onehot(y)] for 2 to 4 classes (and the
+            // null class): 6 to 8 inputs.
+            (5, true) => narrow_rows::<5, true>(x, wt, b, spare),
+            (6, true) => narrow_rows::<6, true>(x, wt, b, spare),
+            (7, true) => narrow_rows::<7, true>(x, wt, b, spare),
+            (8, true) => narrow_rows::<8, true>(x, wt, b, spare),
             (1, false) => narrow_rows::<1, false>(x, wt, b, spare),
             (2, false) => narrow_rows::<2, false>(x, wt, b, spare),
             (3, false) => narrow_rows::<3, false>(x, wt, b, spare),
             (4, false) => narrow_rows::<4, false>(x, wt, b, spare),
+            (5, false) => narrow_rows::<5, false>(x, wt, b, spare),
+            (6, false) => narrow_rows::<6, false>(x, wt, b, spare),
+            (7, false) => narrow_rows::<7, false>(x, wt, b, spare),
+            (8, false) => narrow_rows::<8, false>(x, wt, b, spare),
             _ => {
                 for (xrow, yrow) in x.chunks_exact(inp).zip(spare.chunks_exact_mut(out)) {
                     for (j, yv) in yrow.iter_mut().enumerate() {
@@ -1288,9 +1298,9 @@ mod tests {
 
     #[test]
     fn narrow_dense_matches_the_scalar_loop_bit_for_bit() {
-        // K = 1..4 take the specialised path, 5 and 6 the general one; widths with and
+        // K = 1..8 take the specialised path, 9 and 10 the general one; widths with and
         // without a 16-lane tail; relu on and off; rows appended after existing values.
-        for inp in 1..=6 {
+        for inp in 1..=10 {
             for out in [5, 16, 37, 128] {
                 for relu in [false, true] {
                     let rows = 7;

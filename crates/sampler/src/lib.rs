@@ -537,6 +537,20 @@ fn host(t: &Tensor, len: usize) -> Result<Vec<f32>, SamplerError> {
     Ok(v)
 }
 
+/// From this many normals a step on, they are drawn ahead on a second thread (when there
+/// is a second core). Measured side by side (BENCHMARKS.md, change 17; an MLP of the
+/// notebook's shape, 100 steps): below it the hand-over to the other thread cost more
+/// than the draws (500 2-D samples: 8% slower with the thread; in `cargo xtask all`, whose
+/// stages already fill both cores, 8% more wall time); at 4,000 samples the thread saved
+/// 7–9%.
+pub const NOISE_THREAD_VALUES: usize = 4096;
+
+/// Whether drawing `values` normals a step ahead on a second thread pays: a second core,
+/// and at least [`NOISE_THREAD_VALUES`] of them.
+pub(crate) fn noise_thread_pays(values: usize) -> bool {
+    values >= NOISE_THREAD_VALUES && std::thread::available_parallelism().is_ok_and(|p| p.get() > 1)
+}
+
 /// Runs `body` with a source of the `draws` batches of `len` standard normals that follow
 /// `rng`'s current state, in order: drawn ahead on a second thread when `parallel`
 /// (drawing 1,000 normals cost about 5–9 µs of a 140 µs step), else on demand here. The
@@ -650,7 +664,7 @@ pub fn sample_observed(
 }
 
 /// [`sample`], with the noise drawn on a second thread (`Some(true)`), on this one
-/// (`Some(false)`) or as the machine allows (`None`), and the models evaluated `chunk`
+/// (`Some(false)`) or where that pays (`None`: [`noise_thread_pays`]), and the models evaluated `chunk`
 /// rows at a time: the same draws, the same bits.
 fn sample_with(
     denoiser: &dyn NoisePredictor,
@@ -670,8 +684,7 @@ fn sample_with(
         .map(|&z| z as f32)
         .collect();
     let mut snapshots = Snapshots::new(config, d, num_steps, &x);
-    let parallel = noise_thread
-        .unwrap_or_else(|| std::thread::available_parallelism().is_ok_and(|p| p.get() > 1));
+    let parallel = noise_thread.unwrap_or_else(|| noise_thread_pays(n * d));
     // z of steps T..2, in this order, from the RNG that drew x_T.
     with_noise(
         rng,

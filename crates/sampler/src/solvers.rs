@@ -365,7 +365,7 @@ pub fn sample_solver_observed(
 }
 
 /// [`sample_solver_observed`] with the noise drawn on a second thread (`Some(true)`), here
-/// (`Some(false)`) or as the machine allows (`None`), the models evaluated `chunk` rows
+/// (`Some(false)`) or where that pays (`None`: [`crate::noise_thread_pays`]), the models evaluated `chunk` rows
 /// at a time.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn solve_with(
@@ -411,8 +411,7 @@ pub(crate) fn solve_with(
     } else {
         0
     };
-    let parallel = noise_thread
-        .unwrap_or_else(|| std::thread::available_parallelism().is_ok_and(|p| p.get() > 1));
+    let parallel = noise_thread.unwrap_or_else(|| crate::noise_thread_pays(n * d));
     with_noise(rng, n * d, draws, parallel && draws > 0, |next_z| {
         let mut previous_x0: Option<(usize, Vec<f32>)> = None;
         for (i, &t) in steps.iter().enumerate() {

@@ -236,6 +236,34 @@ pub fn fit_normal(data: ArrayView2<f64>) -> Result<GaussianMixture, DataError> {
 pub fn fit_mixture(data: ArrayView2<f64>, config: &EmConfig) -> Result<FittedMixture, DataError> {
     config.validate()?;
     check_data(data, config.k)?;
+    on_one_thread_below(PARALLEL_FIT_ROWS, data.nrows(), || {
+        fit_restarts(data, config)
+    })
+}
+
+/// From this many rows on, a fit uses rayon's pool, which linfa's k-means splits its
+/// assignment step over; below it the fit runs on one thread. Measured on two cores, one
+/// 3-component fit (BENCHMARKS.md, change 17): at 500 rows a second thread made it slower
+/// (0.030 → 0.035 s) for twice the CPU time, its idle workers spinning between the
+/// hundreds of small parallel steps; from 5,000 rows it pays (−18% wall at 5,000, −30%
+/// at 20,000). The fit is the same bits on any number of threads: each row is assigned on
+/// its own.
+pub const PARALLEL_FIT_ROWS: usize = 5_000;
+
+/// Runs `f` on a one-thread rayon pool when `rows < threshold`, else on the current pool.
+fn on_one_thread_below<T: Send>(threshold: usize, rows: usize, f: impl FnOnce() -> T + Send) -> T {
+    if rows >= threshold {
+        return f();
+    }
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(f),
+        // No thread to be had: the current pool gives the same result.
+        Err(_) => f(),
+    }
+}
+
+/// [`fit_mixture`]'s restarts, on checked input.
+fn fit_restarts(data: ArrayView2<f64>, config: &EmConfig) -> Result<FittedMixture, DataError> {
     let dataset = DatasetBase::from(data);
     let mut best: Option<FittedMixture> = None;
     let mut last_error = String::new();
@@ -505,6 +533,34 @@ mod tests {
             "{e}"
         );
         assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn a_fit_is_the_same_on_one_thread_and_on_two() {
+        // The restarts on a two-thread pool (linfa's k-means splitting its rows, as above
+        // PARALLEL_FIT_ROWS) and on one thread: the same mixture, bit for bit; and
+        // fit_mixture below the threshold on a two-thread pool gives it too.
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let data = crate::two_clusters(500, 5).points;
+        let config = EmConfig::new(2);
+        let split = two.install(|| fit_restarts(data.view(), &config).unwrap());
+        let single = one.install(|| fit_restarts(data.view(), &config).unwrap());
+        assert_eq!(split, single);
+        assert_eq!(
+            two.install(|| fit_mixture(data.view(), &config).unwrap()),
+            single
+        );
+        // The threshold's two branches: below it the work runs on a pool of its own.
+        let below = two.install(|| on_one_thread_below(10, 9, rayon::current_num_threads));
+        let above = two.install(|| on_one_thread_below(10, 10, rayon::current_num_threads));
+        assert_eq!((below, above), (1, 2));
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub enum RecipeError {
     /// The learning rate must be finite and in (0, 10].
     #[error("learning rate {0} is invalid: use a number in (0, 10]")]
     LearningRate(f64),
+    /// Conditional denoiser training steps must be at least 1.
+    #[error("conditional denoiser training steps {0} is invalid: it must be at least 1")]
+    CondSteps(usize),
     /// The label dropout of the conditional denoiser must be in (0, 1).
     #[error("--cond-dropout {0} is not allowed: use a probability strictly between 0 and 1 (e.g. 0.1 or 0.2)")]
     CondDropout(f64),
@@ -216,14 +219,23 @@ pub enum TimeInput {
     Sinusoidal,
 }
 
-/// The learning-rate schedule of the denoiser.
+/// The learning-rate schedule of a denoiser (the unconditional one or the conditional one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LrDecay {
     /// A constant rate (the notebook's).
     Constant,
-    /// A cosine decay to zero over the steps.
+    /// A cosine decay to 1% of the rate over the steps ([`LrSchedule::Cosine`]).
     Cosine,
+}
+
+impl From<LrDecay> for LrSchedule {
+    fn from(decay: LrDecay) -> Self {
+        match decay {
+            LrDecay::Constant => LrSchedule::Constant,
+            LrDecay::Cosine => LrSchedule::Cosine,
+        }
+    }
 }
 
 /// The denoiser's shape.
@@ -269,6 +281,14 @@ pub struct TrainingSettings {
     /// it read as the default, [`models::DEFAULT_LABEL_DROPOUT`].
     #[serde(default = "default_cond_dropout")]
     pub cond_dropout: f64,
+    /// The conditional denoiser's steps. Recipes written before it read as `None`: the
+    /// denoiser's steps, as they were trained.
+    #[serde(default)]
+    pub cond_steps: Option<usize>,
+    /// The conditional denoiser's learning-rate schedule. Recipes written before it read
+    /// as `None`: the denoiser's, as they were trained.
+    #[serde(default)]
+    pub cond_lr: Option<LrDecay>,
 }
 
 fn default_cond_dropout() -> f64 {
@@ -340,6 +360,9 @@ pub struct RecipeParams {
     pub learning_rate: f64,
     /// The conditional denoiser's label dropout (default [`models::DEFAULT_LABEL_DROPOUT`]).
     pub cond_dropout: Option<f64>,
+    /// The conditional denoiser's steps (default: twice the denoiser's on the notebook's
+    /// data, else the denoiser's).
+    pub cond_steps: Option<usize>,
     /// The seed.
     pub seed: u64,
 }
@@ -362,6 +385,7 @@ impl Default for RecipeParams {
             batch: 128,
             learning_rate: 1e-3,
             cond_dropout: None,
+            cond_steps: None,
             seed: 1234,
         }
     }
@@ -443,6 +467,17 @@ impl RecipeParams {
         if !(cond_dropout > 0.0 && cond_dropout < 1.0) {
             return Err(RecipeError::CondDropout(cond_dropout));
         }
+        // Guidance multiplies the conditional net's error by w (ε̂ − ε_c = w (ε_c − ε_u)):
+        // on the notebook's data, whose denoiser keeps the notebook's 2,000 steps at a
+        // constant rate, the conditional net gets twice the steps and a cosine decay,
+        // which keeps the per-class spread at w = 8 within 0.8-1.2 of the truth (README,
+        // Guidance); the other sets' 20,000 cosine-decayed steps are enough as they are.
+        let cond_steps = self
+            .cond_steps
+            .unwrap_or(if notebook { 2 * steps } else { steps });
+        if cond_steps == 0 {
+            return Err(RecipeError::CondSteps(cond_steps));
+        }
         let clf = ClassifierConfig::default();
         Ok(Recipe {
             data,
@@ -486,6 +521,8 @@ impl RecipeParams {
                 batch: self.batch,
                 learning_rate: lr,
                 cond_dropout,
+                cond_steps: Some(cond_steps),
+                cond_lr: Some(LrDecay::Cosine),
             },
             seed: self.seed,
         })
@@ -570,10 +607,7 @@ impl Recipe {
             batch_size: self.training.batch,
             learning_rate: self.training.learning_rate,
             seed: self.seeds().denoiser,
-            lr_schedule: match self.training.denoiser_lr {
-                LrDecay::Constant => LrSchedule::Constant,
-                LrDecay::Cosine => LrSchedule::Cosine,
-            },
+            lr_schedule: self.training.denoiser_lr.into(),
         }
     }
 
@@ -585,11 +619,14 @@ impl Recipe {
         }
     }
 
-    /// The conditional denoiser's loop: the denoiser's (steps, batch, learning rate and
-    /// its schedule) with its own seed, and the label dropout.
+    /// The conditional denoiser's loop: its own steps, learning-rate schedule and seed,
+    /// the denoiser's batch and learning rate, and the label dropout.
     pub fn conditional_training(&self) -> ConditionalTraining {
+        let t = &self.training;
         ConditionalTraining {
             training: DenoiserTraining {
+                steps: t.cond_steps.unwrap_or(t.denoiser_steps),
+                lr_schedule: t.cond_lr.unwrap_or(t.denoiser_lr).into(),
                 seed: self.seeds().conditional,
                 ..self.denoiser_training()
             },
