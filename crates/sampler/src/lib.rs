@@ -664,8 +664,8 @@ pub fn sample_observed(
 }
 
 /// [`sample`], with the noise drawn on a second thread (`Some(true)`), on this one
-/// (`Some(false)`) or where that pays (`None`: [`noise_thread_pays`]), and the models evaluated `chunk`
-/// rows at a time: the same draws, the same bits.
+/// (`Some(false)`) or where that pays (`None`: [`noise_thread_pays`]), and the models
+/// evaluated `chunk` rows at a time: the same draws, the same bits.
 fn sample_with(
     denoiser: &dyn NoisePredictor,
     schedule: &NoiseSchedule,

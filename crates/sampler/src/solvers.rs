@@ -365,8 +365,8 @@ pub fn sample_solver_observed(
 }
 
 /// [`sample_solver_observed`] with the noise drawn on a second thread (`Some(true)`), here
-/// (`Some(false)`) or where that pays (`None`: [`crate::noise_thread_pays`]), the models evaluated `chunk` rows
-/// at a time.
+/// (`Some(false)`) or where that pays (`None`: [`crate::noise_thread_pays`]), the models
+/// evaluated `chunk` rows at a time.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn solve_with(
     denoiser: &dyn NoisePredictor,

@@ -788,6 +788,21 @@ mod tests {
         }
         assert_eq!(r.training.cond_dropout, models::DEFAULT_LABEL_DROPOUT);
         assert_eq!(r.conditional_training().training.seed, 1238);
+        // The conditional net's own steps: twice the denoiser's on the notebook's data,
+        // cosine-decayed; a recipe written before the fields trains as the denoiser did.
+        let c = r.conditional_training().training;
+        assert_eq!((c.steps, c.lr_schedule), (4000, LrSchedule::Cosine));
+        let mut old = r.clone();
+        (old.training.cond_steps, old.training.cond_lr) = (None, None);
+        let c = old.conditional_training().training;
+        assert_eq!((c.steps, c.lr_schedule), (2000, LrSchedule::Constant));
+        assert_eq!(
+            bad(RecipeParams {
+                cond_steps: Some(0),
+                ..d()
+            }),
+            RecipeError::CondSteps(0)
+        );
         assert_eq!(
             bad(RecipeParams {
                 learning_rate: f64::NAN,
