@@ -1,6 +1,8 @@
 //! The notebook's pipeline with trained networks (its settings, a fixed seed): guided
 //! samples land in their class (DDPM, and DDIM and Heun at 50 steps), unguided ones split
-//! evenly between the modes.
+//! evenly between the modes, and classifier-free guidance keeps the class's spread. Two
+//! tests (the classifier's nets, the conditional net) so that the harness runs them on
+//! two cores at once.
 
 use models::{
     train_classifier, train_conditional_denoiser, train_denoiser, ClassifierConfig,
@@ -14,13 +16,19 @@ use sampler::{
 };
 use schedule::NoiseSchedule;
 
+/// The notebook's 500 training points (f32, row-major) and their labels.
+fn notebook_data() -> (Vec<f32>, Vec<u32>) {
+    let data = toy_data::two_clusters(500, 1234);
+    let x0 = data.points.iter().map(|&v| v as f32).collect();
+    let labels = data.labels.iter().map(|&l| l as u32).collect();
+    (x0, labels)
+}
+
 #[test]
-fn trained_nets_guide_precisely_and_sample_both_modes() {
+fn trained_classifier_guides_precisely_and_the_denoiser_samples_both_modes() {
     let schedule = NoiseSchedule::notebook();
     let truth = toy_data::two_clusters_mixture();
-    let data = toy_data::two_clusters(500, 1234);
-    let x0: Vec<f32> = data.points.iter().map(|&v| v as f32).collect();
-    let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
+    let (x0, labels) = notebook_data();
 
     let (denoiser, _) = train_denoiser(
         &x0,
@@ -79,6 +87,21 @@ fn trained_nets_guide_precisely_and_sample_both_modes() {
         }
     }
 
+    let run = sample(&denoiser, &schedule, None, &SamplerConfig::default()).unwrap();
+    let stats = mode_stats(&widen(run.final_points()), &truth);
+    // 0.5 ± 0.07: about 3 binomial standard errors (√(0.25/500) = 0.022) plus room for
+    // a learned model's small imbalance.
+    assert!(
+        (stats[0].fraction - 0.5).abs() <= 0.07,
+        "mode balance {stats:?}"
+    );
+}
+
+#[test]
+fn trained_conditional_net_guides_freely_and_keeps_the_class_spread() {
+    let schedule = NoiseSchedule::notebook();
+    let truth = toy_data::two_clusters_mixture();
+    let (x0, labels) = notebook_data();
     // Classifier-free guidance: the conditional denoiser, trained with the notebook's loop
     // and label dropout 0.2. The bar: w ≥ 1 lands ≥ 99% in the class, and at
     // w = 1 the samples keep ≥ 0.8 of the class's spread. (Diversity does not fall with w
@@ -122,13 +145,4 @@ fn trained_nets_guide_precisely_and_sample_both_modes() {
             }
         }
     }
-
-    let run = sample(&denoiser, &schedule, None, &SamplerConfig::default()).unwrap();
-    let stats = mode_stats(&widen(run.final_points()), &truth);
-    // 0.5 ± 0.07: about 3 binomial standard errors (√(0.25/500) = 0.022) plus room for
-    // a learned model's small imbalance.
-    assert!(
-        (stats[0].fraction - 0.5).abs() <= 0.07,
-        "mode balance {stats:?}"
-    );
 }
