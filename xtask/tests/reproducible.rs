@@ -98,10 +98,11 @@ fn assert_has_every_kind(dir: &Path, expected: &[&str]) {
 fn notebook_stages_give_identical_bytes_across_runs_and_thread_counts() {
     let scratch = Scratch::new("repro-notebook");
     let (a, b) = (scratch.join("a"), scratch.join("b"));
-    // Two runs, one on one thread and one on two: the same bytes (gemm splits its output
-    // between threads, never a sum). Two runs on one thread are compared too, by
-    // `all_side_by_side_writes_what_the_stages_write_in_turn` (two processes, one seed).
-    run_all(&notebook_stages(&a, "7"), &[("RAYON_NUM_THREADS", "1")]);
+    // Two runs, one on one thread (the tests' default for the binary) and one on two: the
+    // same bytes (gemm splits its output between threads, never a sum). Two runs on one
+    // thread are compared too, by `all_side_by_side_writes_what_the_stages_write_in_turn`
+    // (two processes, one seed).
+    run_all(&notebook_stages(&a, "7"), &[]);
     run_all(&notebook_stages(&b, "7"), &[("RAYON_NUM_THREADS", "2")]);
     assert_has_every_kind(
         &a,

@@ -118,8 +118,7 @@ fn exact_model_elbo_is_below_its_log_likelihood() {
 
 /// The notebook's network on its data, trained for `steps` steps (the notebook: 2,000).
 fn trained_denoiser(steps: usize, lr_schedule: models::LrSchedule) -> models::DenoiserNet {
-    let data = toy_data::two_clusters(500, 1234);
-    let x0: Vec<f32> = data.points.iter().map(|&v| v as f32).collect();
+    let (x0, _) = crate::common::notebook_data();
     models::train_denoiser(
         &x0,
         2,

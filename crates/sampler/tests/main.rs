@@ -2,6 +2,7 @@
 //! instead of six, and the harness spreads all of them over the cores at once. A new file
 //! here needs its `mod` line below (`.ci/run` checks that none is missing).
 
+mod common;
 mod divergence;
 mod exact_sampling;
 mod free_guidance;

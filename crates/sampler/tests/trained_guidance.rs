@@ -16,13 +16,7 @@ use sampler::{
 };
 use schedule::NoiseSchedule;
 
-/// The notebook's 500 training points (f32, row-major) and their labels.
-fn notebook_data() -> (Vec<f32>, Vec<u32>) {
-    let data = toy_data::two_clusters(500, 1234);
-    let x0 = data.points.iter().map(|&v| v as f32).collect();
-    let labels = data.labels.iter().map(|&l| l as u32).collect();
-    (x0, labels)
-}
+use crate::common::notebook_data;
 
 #[test]
 fn trained_classifier_guides_precisely_and_the_denoiser_samples_both_modes() {
