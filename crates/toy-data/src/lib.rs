@@ -4,7 +4,8 @@
 //!
 //! - [`GaussianMixture`]: p(x) = Σ_k π_k N(x; μ_k, Σ_k), validated on construction;
 //!   sampling (with z), `pdf`, `log_pdf`, `posterior`, `score`, log-likelihoods.
-//! - [`fit_normal`], [`fit_mixture`] ([`EmConfig`], [`FittedMixture`]), [`aic`], [`bic`].
+//! - [`fit_normal`], [`fit_mixture`] ([`EmConfig`], [`FittedMixture`],
+//!   [`PARALLEL_FIT_ROWS`]), [`aic`], [`bic`].
 //! - [`compare_models`] / [`choose_k_by_bic`]: the notebook's open TODO.
 //! - [`datasets`]: the notebook's data and true distributions.
 //! - [`toy_sets`]: built-in seeded 2-D toy sets ([`BuiltinSet`], [`builtin`],
@@ -57,7 +58,7 @@ pub use datasets::{
 pub use error::{DataError, MAX_CLASSES, MIN_CLASSES};
 pub use fit::{
     aic, bic, column_matrix, fit_mixture, fit_normal, require_rows, restart_seed, EmConfig,
-    FittedMixture,
+    FittedMixture, PARALLEL_FIT_ROWS,
 };
 pub use mixture::{Covariance, GaussianMixture};
 pub use prep::{check_not_constant, split_holdout, Standardizer};
