@@ -771,31 +771,3 @@ pub fn side_by_side_figure(
     ];
     Ok(viz::render_png(&panels, 2, 1200, 600)?)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bad_settings_are_refused() {
-        let ok = GuidanceSettings::default();
-        assert!(check(&ok).is_ok());
-        for bad in [
-            GuidanceSettings { n: 1, ..ok.clone() },
-            GuidanceSettings {
-                scales: vec![-1.0],
-                ..ok.clone()
-            },
-            GuidanceSettings {
-                weights: vec![f64::NAN],
-                ..ok.clone()
-            },
-            GuidanceSettings {
-                floor_repeats: 0,
-                ..ok.clone()
-            },
-        ] {
-            assert!(matches!(check(&bad), Err(PipelineError::BadGuidance(_))));
-        }
-    }
-}

@@ -411,8 +411,9 @@ pub fn likelihood(
     Ok(report)
 }
 
-/// Cell centres of a g × g grid over the data's axes, row by row from the bottom.
-fn grid_points(axes: ((f64, f64), (f64, f64)), g: usize) -> Vec<f64> {
+/// Cell centres of a g × g grid over `axes` ((x₀, x₁), (y₀, y₁)), row-major pairs, row
+/// by row from the bottom: the points at which `density.png` evaluates each density.
+pub fn grid_points(axes: ((f64, f64), (f64, f64)), g: usize) -> Vec<f64> {
     let ((x0, x1), (y0, y1)) = axes;
     let mut v = Vec::with_capacity(2 * g * g);
     for i in 0..g {
@@ -584,86 +585,4 @@ fn score_field_figure(
         }));
     }
     Ok(viz::render_png(&panels, 3, 1650, 560)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::observer::Silent;
-    use crate::recipe::RecipeParams;
-
-    #[test]
-    fn standardised_data_gets_its_log_jacobian_back() {
-        // Eight Gaussians, standardised for the nets: with the exact score in the
-        // standardised units, the ODE's density in the data's units (log p(z) − Σ log s_j)
-        // is the raw mixture's own; without the log-Jacobian it would be off by
-        // Σ log s_j (2.10 nats here).
-        let recipe = RecipeParams {
-            dataset: Some(toy_data::BuiltinSet::EightGaussians),
-            ..RecipeParams::default()
-        }
-        .check()
-        .unwrap();
-        let data = Prepared::from_recipe(&recipe, 1, &Silent).unwrap();
-        let truth = data.meta.truth().unwrap();
-        let schedule = recipe.noise_schedule().unwrap();
-        let exact = ExactMixture::new(
-            &standardise_mixture(&truth, &data.meta.standardizer).unwrap(),
-            &schedule,
-        )
-        .unwrap();
-        let den = exact.denoiser();
-        let diffusion = Diffusion {
-            denoiser: &den,
-            schedule: &schedule,
-            data: &data,
-            steps: 100,
-        };
-        let log_jacobian = diffusion.log_jacobian();
-        assert!(log_jacobian < -1.0, "Σ log s = {}", -log_jacobian);
-        let points = truth
-            .sample(200, &mut StdRng::seed_from_u64(3))
-            .into_raw_vec_and_offset()
-            .0;
-        let ode = diffusion.ode(&points).unwrap();
-        let (ode_mean, _) = mean_and_std_error(&ode);
-        let (true_mean, _) = mean_and_std_error(&log_densities(&truth, &points));
-        // Heun at K = 100 on eight narrow components: measured 0.002 nats; 0.05 is well
-        // below the 2.1-nat log-Jacobian the test is about.
-        assert!(
-            (ode_mean - true_mean).abs() < 0.05,
-            "ODE {ode_mean} vs true {true_mean}"
-        );
-    }
-
-    #[test]
-    fn the_table_leaves_the_seconds_out_of_the_file() {
-        let report = LikelihoodReport {
-            points: 3,
-            units: "nats".into(),
-            models: vec![ModelLikelihood {
-                name: "gmm".into(),
-                mean_log_likelihood: -2.5,
-                seconds: 0.25,
-                std_error: 0.1,
-            }],
-            dataset: "d".into(),
-            evaluation_points: "held-out rows".into(),
-            gmm_components: 2,
-            ode_steps: 50,
-            ode_model_evaluations: 99,
-            elbo_variance: "beta".into(),
-            run_id: "0".into(),
-        };
-        assert!(report
-            .to_markdown(true)
-            .contains("| gmm | -2.5000 | 0.1000 | 0.250 |"));
-        assert!(report
-            .to_markdown(false)
-            .contains("| gmm | -2.5000 | 0.1000 |\n"));
-        assert_eq!(
-            grid_points(((0.0, 2.0), (0.0, 4.0)), 2),
-            [0.5, 1.0, 1.5, 1.0, 0.5, 3.0, 1.5, 3.0]
-        );
-    }
 }
