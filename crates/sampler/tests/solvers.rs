@@ -10,6 +10,8 @@ use sampler::{
 };
 use schedule::{NoiseSchedule, ScheduleKind};
 
+use crate::common::exact;
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -21,12 +23,6 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 fn rms_diff(a: &[f32], b: &[f32]) -> f64 {
     let s: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
     (s / a.len() as f64).sqrt()
-}
-
-fn notebook_exact() -> (NoiseSchedule, ExactMixture) {
-    let schedule = NoiseSchedule::notebook();
-    let exact = ExactMixture::new(&toy_data::two_clusters_mixture(), &schedule).unwrap();
-    (schedule, exact)
 }
 
 #[test]
@@ -59,7 +55,7 @@ fn timesteps_are_even_and_include_t_and_1() {
 
 #[test]
 fn ddim_with_eta_one_over_every_step_is_ddpm_with_the_posterior_variance() {
-    let (schedule, exact) = notebook_exact();
+    let (schedule, exact) = exact();
     let den = exact.denoiser();
     let config = SamplerConfig {
         num_samples: 2048,
@@ -90,7 +86,7 @@ fn ddim_with_eta_one_over_every_step_is_ddpm_with_the_posterior_variance() {
 
 #[test]
 fn euler_is_ddim_with_eta_zero_and_the_first_dpm_solver_step_is_ddim() {
-    let (schedule, exact) = notebook_exact();
+    let (schedule, exact) = exact();
     let den = exact.denoiser();
     let config = SamplerConfig {
         num_samples: 512,
@@ -180,7 +176,7 @@ fn euler_converges_with_order_one_and_heun_with_order_two() {
 
 #[test]
 fn deterministic_samplers_give_the_same_bits_on_rerun() {
-    let (schedule, exact) = notebook_exact();
+    let (schedule, exact) = exact();
     let (den, clf) = (exact.denoiser(), exact.classifier());
     let config = SamplerConfig {
         num_samples: 64,
@@ -209,7 +205,7 @@ fn deterministic_samplers_give_the_same_bits_on_rerun() {
 
 #[test]
 fn guided_ddim_and_heun_land_in_their_class() {
-    let (schedule, exact) = notebook_exact();
+    let (schedule, exact) = exact();
     let truth = toy_data::two_clusters_mixture();
     let (den, clf) = (exact.denoiser(), exact.classifier());
     let k50 = timesteps(500, 50).unwrap();
@@ -231,7 +227,7 @@ fn guided_ddim_and_heun_land_in_their_class() {
 
 #[test]
 fn bad_solver_inputs_are_errors() {
-    let (schedule, exact) = notebook_exact();
+    let (schedule, exact) = exact();
     let den = exact.denoiser();
     let config = SamplerConfig {
         num_samples: 4,
@@ -272,7 +268,7 @@ fn bad_solver_inputs_are_errors() {
 fn exact_score_solvers_reach_the_noise_floor_at_the_frontiers_steps() {
     use rand::{rngs::StdRng, SeedableRng};
     use sampler::metrics::{energy_distance, energy_noise_floor};
-    let (schedule, exact) = notebook_exact();
+    let (schedule, exact) = exact();
     let truth = toy_data::two_clusters_mixture();
     let den = exact.denoiser();
     let n = 2000;
