@@ -663,10 +663,13 @@ pub fn sample_observed(
     )
 }
 
-/// [`sample`], with the noise drawn on a second thread (`Some(true)`), on this one
-/// (`Some(false)`) or where that pays (`None`: [`noise_thread_pays`]), and the models
-/// evaluated `chunk` rows at a time: the same draws, the same bits.
-fn sample_with(
+/// [`sample_observed`], with the noise drawn on a second thread (`Some(true)`), on this one
+/// (`Some(false)`) or where that pays (`None`: a second core and at least
+/// [`NOISE_THREAD_VALUES`] normals a step), and the models evaluated `chunk` rows at a time:
+/// the same draws, the same bits whatever `noise_thread` and `chunk` (`chunk` = 0 counts as
+/// 1). [`sample`] and [`sample_observed`] are this with `None` and [`CHUNK_ROWS`]; the two
+/// knobs are public so that their choices can be checked to change no bit.
+pub fn sample_with(
     denoiser: &dyn NoisePredictor,
     schedule: &NoiseSchedule,
     guidance: Option<&dyn GuidanceGradient>,

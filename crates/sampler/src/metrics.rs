@@ -9,18 +9,28 @@ use toy_data::GaussianMixture;
 /// vectorise) instead of each waiting for the one before.
 const LANES: usize = 8;
 
-/// Mean Euclidean distance between the rows of `a` and `b` (`same`: skip i = j).
+/// Mean Euclidean distance between the rows of `a` and `b` (n × `dim`, row-major), a term
+/// of the energy distance (Székely & Rizzo): Σ_{i,j} ‖a_i − b_j‖ / (n_a n_b), E‖X − Y‖; with
+/// `same` (`b` is `a`) the pairs i = j are skipped, Σ_{i≠j} ‖a_i − a_j‖ / (n (n − 1)), the
+/// unbiased E‖X − X′‖. 0 when there is no pair.
 ///
 /// For each row x of a, the distances to the rows of b (with b's columns split out once)
-/// are computed [`LANES`] at a time and distance j added to partial sum j mod [`LANES`]
+/// are computed `LANES` = 8 at a time and distance j added to partial sum j mod `LANES`
 /// (a loop the compiler vectorises, whose adds do not wait on one another); the partial
 /// sums are added in order, then the distances past the last full group; then the rows'
 /// sums in order. The pair i = j of `same` adds an exact 0 rather than being skipped. A
 /// fixed order, so the same bits on every run and thread count; summed one pair at a
 /// time in (i, j) order (the slow reference in the tests) the result differs only by
 /// rounding.
-fn mean_distance(a: &[f64], b: &[f64], dim: usize, same: bool) -> f64 {
+///
+/// # Panics
+///
+/// If `dim` is 0, a length is not a multiple of `dim`, or `same` is set and `a` and `b`
+/// have different numbers of rows.
+pub fn mean_distance(a: &[f64], b: &[f64], dim: usize, same: bool) -> f64 {
+    assert!(dim > 0 && a.len().is_multiple_of(dim) && b.len().is_multiple_of(dim));
     let (na, nb) = (a.len() / dim, b.len() / dim);
+    assert!(!same || na == nb, "`same` needs as many rows in b as in a");
     // b column by column: cols[c][j] = b[j][c].
     let cols: Vec<Vec<f64>> = (0..dim)
         .map(|c| b.chunks_exact(dim).map(|row| row[c]).collect())
@@ -56,8 +66,11 @@ fn mean_distance(a: &[f64], b: &[f64], dim: usize, same: bool) -> f64 {
         }
         total += row;
     }
-    debug_assert!(!same || na == nb);
-    let pairs = if same { na * (nb - 1) } else { na * nb };
+    let pairs = if same {
+        na * nb.saturating_sub(1)
+    } else {
+        na * nb
+    };
     total / pairs.max(1) as f64
 }
 

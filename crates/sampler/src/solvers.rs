@@ -365,10 +365,13 @@ pub fn sample_solver_observed(
 }
 
 /// [`sample_solver_observed`] with the noise drawn on a second thread (`Some(true)`), here
-/// (`Some(false)`) or where that pays (`None`: [`crate::noise_thread_pays`]), the models
-/// evaluated `chunk` rows at a time.
+/// (`Some(false)`) or where that pays (`None`: a second core and at least
+/// [`NOISE_THREAD_VALUES`](crate::NOISE_THREAD_VALUES) normals a step), the models
+/// evaluated `chunk` rows at a time: the same draws, the same bits whatever `noise_thread`
+/// and `chunk`, as [`crate::sample_with`]. [`sample_solver`] and [`sample_solver_observed`]
+/// are this with `None` and [`CHUNK_ROWS`].
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn solve_with(
+pub fn solve_with(
     denoiser: &dyn NoisePredictor,
     schedule: &NoiseSchedule,
     guidance: Option<&dyn GuidanceGradient>,
