@@ -1,14 +1,18 @@
 //! Classifier-free guidance with the exact scores of the notebook's two clusters (no
 //! training: guidance error without learning error). Each class is one Gaussian, so the
 //! exact conditional model (w = 0) and exact classifier guidance at s = 1 both sample
-//! that Gaussian, and stronger guidance trades diversity for precision.
+//! that Gaussian, and stronger guidance trades diversity for precision. The mix itself is
+//! checked against its formula, (1 + w) ε(x_t, t, y) − w ε(x_t, t, ∅).
 
-use models::ExactMixture;
+use candle_core::{Device, Tensor};
+use models::{ConditionalNoisePredictor, ExactMixture, NoisePredictor};
 use rand::{rngs::StdRng, SeedableRng};
 use sampler::metrics::{energy_distance, energy_noise_floor, guided_precision, std_ratio, widen};
-use sampler::{sample, ClassifierFreeGuidance, ClassifierGuidance, SamplerConfig};
+use sampler::{sample, ClassifierFreeGuidance, ClassifierGuidance, SamplerConfig, SamplerError};
 use schedule::NoiseSchedule;
 use toy_data::GaussianMixture;
+
+use crate::common::exact;
 
 const N: usize = 500;
 
@@ -125,4 +129,53 @@ fn stronger_guidance_is_more_precise_and_less_diverse() {
         "{free:?}"
     );
     assert!(free[2].0 == 1.0 && classifier[2].0 == 1.0);
+}
+
+#[test]
+fn the_mix_is_one_plus_w_conditional_minus_w_unconditional() {
+    let (_, exact) = exact();
+    let model = exact.conditional_denoiser();
+    let x = Tensor::new(&[[-1.0f32, -0.5], [0.3, 0.2], [2.0, 1.0]], &Device::Cpu).unwrap();
+    let targets = vec![0u32, 1, 1];
+    let eps = |w: f64| {
+        ClassifierFreeGuidance::new(&model, targets.clone(), w)
+            .unwrap()
+            .predict_noise(&x, 300)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+    };
+    let c = model
+        .predict_noise_conditional(&x, 300, Some(&targets))
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let u = model
+        .predict_noise_conditional(&x, 300, None)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    assert_eq!(eps(0.0), c, "w = 0 is the conditional model, bit for bit");
+    for w in [0.5, 4.0] {
+        for ((g, ci), ui) in eps(w)
+            .iter()
+            .flatten()
+            .zip(c.iter().flatten())
+            .zip(u.iter().flatten())
+        {
+            let want = (1.0 + w) * *ci as f64 - w * *ui as f64;
+            // Three f32 roundings of values below (1 + w)·3: ≤ 3 · 6e-8 · 15.
+            assert!((*g as f64 - want).abs() < 1e-5, "w = {w}: {g} vs {want}");
+        }
+    }
+    assert!(matches!(
+        ClassifierFreeGuidance::new(&model, vec![0, 2], 1.0),
+        Err(SamplerError::InvalidTarget { class: 2, .. })
+    ));
+    for w in [-0.5, f64::NAN, f64::INFINITY] {
+        assert!(matches!(
+            ClassifierFreeGuidance::new(&model, vec![0], w),
+            Err(SamplerError::InvalidScale(_))
+        ));
+    }
 }
