@@ -3,6 +3,7 @@
 //! here needs its `mod` line below (`.ci/run` checks that none is missing).
 
 mod common;
+mod ddpm;
 mod divergence;
 mod exact_sampling;
 mod free_guidance;

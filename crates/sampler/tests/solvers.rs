@@ -1,16 +1,17 @@
 //! The samplers of `sampler::solvers` against DDPM, against each other where they are the
-//! same method, and against a fine-step reference with the exact score.
+//! same method, and against a fine-step reference with the exact score; their noise drawn
+//! on a second thread gives the same bits, and a diverging model is an error naming t.
 
 use models::ExactMixture;
 use sampler::metrics::{guided_precision, widen};
-use sampler::solvers::{ddim_step, dpm_solver_2m_step, predicted_x0};
+use sampler::solvers::{ddim_step, dpm_solver_2m_step, predicted_x0, solve_with};
 use sampler::{
     sample, sample_solver, timesteps, ClassifierGuidance, ReverseVariance, SampleRun,
-    SamplerConfig, SamplerError, Solver,
+    SamplerConfig, SamplerError, Solver, CHUNK_ROWS,
 };
 use schedule::{NoiseSchedule, ScheduleKind};
 
-use crate::common::exact;
+use crate::common::{exact, BrokenAt};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
@@ -312,4 +313,64 @@ fn exact_score_solvers_reach_the_noise_floor_at_the_frontiers_steps() {
             floor.p95
         );
     }
+}
+
+#[test]
+fn ddim_noise_on_a_second_thread_gives_the_same_bits() {
+    let (schedule, exact) = exact();
+    let den = exact.denoiser();
+    let config = SamplerConfig {
+        num_samples: 16,
+        ..SamplerConfig::default()
+    };
+    let steps = timesteps(500, 40).unwrap();
+    let run = |thread| {
+        let solver = Solver::Ddim { eta: 0.7 };
+        solve_with(
+            &den,
+            &schedule,
+            None,
+            solver,
+            &steps,
+            &config,
+            Some(thread),
+            CHUNK_ROWS,
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    assert_eq!(run(true), run(false));
+}
+
+#[test]
+fn a_non_finite_state_is_an_error_naming_t() {
+    let schedule = NoiseSchedule::notebook();
+    let config = SamplerConfig {
+        num_samples: 4,
+        ..SamplerConfig::default()
+    };
+    let steps = timesteps(500, 50).unwrap();
+    let bad = steps[7];
+    // The error names the step that went non-finite: Heun's step from steps[6]
+    // evaluates ε at steps[7] for its correction.
+    for (solver, named) in [
+        (Solver::Euler, bad),
+        (Solver::Heun, steps[6]),
+        (Solver::DpmSolver2M, bad),
+    ] {
+        let err =
+            sample_solver(&BrokenAt(bad), &schedule, None, solver, &steps, &config).unwrap_err();
+        assert!(
+            matches!(err, SamplerError::NonFinite { t } if t == named),
+            "{solver:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn model_evaluations_count_heuns_second_calls() {
+    assert_eq!(Solver::Heun.model_evaluations(50), 99);
+    assert_eq!(Solver::Euler.model_evaluations(50), 50);
+    assert_eq!(Solver::DpmSolver2M.model_evaluations(50), 50);
+    assert_eq!(Solver::Ddim { eta: 1.0 }.model_evaluations(500), 500);
 }
