@@ -1,6 +1,6 @@
 //! DDPM sampling from the crate root: seeded bits and snapshot times, the snapshot rows,
 //! the noise thread and the models' chunks changing no bit (for the solvers and
-//! classifier-free guidance too), bad configurations, and [`ddpm_step`] against its
+//! classifier-free guidance too), bad configurations, and `sampler::ddpm_step` against its
 //! formula and the tensor posterior mean.
 
 use candle_core::{Device, Tensor};
