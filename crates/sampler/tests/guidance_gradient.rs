@@ -3,9 +3,10 @@
 //! one-sample-at-a-time method and against central finite differences.
 
 use candle_core::{Device, Tensor};
-use models::{init_classifier, ClassifierConfig, ExactMixture, NoisyClassifier};
+use models::{init_classifier, ClassifierConfig, NoisyClassifier};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use schedule::NoiseSchedule;
+
+use crate::common::exact;
 
 const N: usize = 64;
 
@@ -100,8 +101,7 @@ fn batched_gradient_of_a_network_matches_loop_and_finite_differences() {
 
 #[test]
 fn batched_gradient_of_the_exact_classifier_matches_loop_and_finite_differences() {
-    let schedule = NoiseSchedule::notebook();
-    let exact = ExactMixture::new(&toy_data::two_clusters_mixture(), &schedule).unwrap();
+    let (_, exact) = exact();
     let classifier = exact.classifier();
     for (k, t) in [50, 250, 500].into_iter().enumerate() {
         check(&classifier, t, 10 + k as u64);
