@@ -5,10 +5,11 @@ use sampler::{sample, SamplerConfig};
 use schedule::{NoiseSchedule, ScheduleKind};
 use toydiff::{Checkpoint, OutDir, RecipeParams, SampleSettings, Silent, Timings};
 
+use crate::common::scratch;
+
 #[test]
 fn a_cosine_trained_checkpoint_samples_with_the_cosine_schedule() {
-    let dir = std::env::temp_dir().join(format!("toydiff-cosine-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("cosine");
     let out = OutDir::new(&dir).unwrap();
     let cosine = ScheduleKind::Cosine { offset: 0.008 };
     let recipe = RecipeParams {

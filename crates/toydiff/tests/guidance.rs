@@ -2,9 +2,11 @@ use std::path::Path;
 
 use toydiff::{guidance, GuidanceSettings, OutDir, PipelineError, Silent, Timings};
 
+use crate::common::scratch;
+
 #[test]
 fn bad_settings_are_refused_before_the_checkpoint_is_read() {
-    let dir = std::env::temp_dir().join(format!("toydiff-guidance-{}", std::process::id()));
+    let dir = scratch("guidance");
     let out = OutDir::new(&dir).unwrap();
     let missing = Path::new("no-such-checkpoint-folder");
     let run = |s: &GuidanceSettings| guidance(s, missing, &out, &Silent, &mut Timings::default());

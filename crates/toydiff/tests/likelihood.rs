@@ -4,6 +4,8 @@ use toydiff::{
     RecipeParams, Silent, Timings,
 };
 
+use crate::common::scratch;
+
 #[test]
 fn standardised_data_gets_its_log_jacobian_back() {
     // Eight Gaussians, standardised for the nets: with the exact score in the
@@ -11,8 +13,7 @@ fn standardised_data_gets_its_log_jacobian_back() {
     // is the raw mixture's own; without the log-Jacobian it would be off by
     // Σ log s_j (2.10 nats here). The stage evaluates the exact-score ODE on the same
     // points as the true density; a short training run is enough for its checkpoint.
-    let dir = std::env::temp_dir().join(format!("toydiff-likelihood-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("likelihood");
     let out = OutDir::new(&dir).unwrap();
     let recipe = RecipeParams {
         dataset: Some(toy_data::BuiltinSet::EightGaussians),
